@@ -1,0 +1,1 @@
+//! Not built yet: see docs/ARCHITECTURE.md for the plan of this crate.

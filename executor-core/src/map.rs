@@ -1,0 +1,356 @@
+//! `map`: [`Batch`] (what one chunk became once submitted) and [`MapIter`] (ordered, per-item
+//! results with a deadline, lazy bounded submission and cancel-on-drop).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::deadline::deadline_after;
+use crate::error::{MapError, RejectReason, ResultError, TaskError, TimeoutError};
+use crate::executor::{Executor, MapOptions};
+use crate::handle::FutureHandle;
+use crate::task::Task;
+
+/// One chunk of `map`'s input after submission: either one future for the whole chunk (a
+/// backend that batches) or one future per item. Backends build it in
+/// [`Executor::submit_batch`].
+///
+/// ```
+/// use executor_core::{Batch, Chunk, Promise};
+///
+/// let (promise, future) = Promise::for_task(&Chunk::new(vec![|| 1, || 2]));
+/// promise.run(Chunk::new(vec![|| 1, || 2]));
+/// let batch = Batch::chunk(future, 2);
+/// assert_eq!(batch.len(), 2);
+/// ```
+pub struct Batch<O> {
+    repr: Repr<O>,
+}
+
+enum Repr<O> {
+    /// One future whose value holds every item's outcome, in order.
+    Chunk {
+        future: FutureHandle<Vec<Result<O, TaskError>>>,
+        len: usize,
+    },
+    /// One future per item; an item the executor refused holds the reason.
+    Items(Vec<Result<FutureHandle<O>, RejectReason>>),
+}
+
+impl<O> Batch<O> {
+    /// A chunk of `len` items submitted as one task (for example a [`Chunk`](crate::Chunk)).
+    ///
+    /// ```
+    /// # use executor_core::{Batch, Promise, TaskError};
+    /// let (_p, f) = Promise::<Vec<Result<u8, TaskError>>>::new();
+    /// assert_eq!(Batch::chunk(f, 3).len(), 3);
+    /// ```
+    pub fn chunk(future: FutureHandle<Vec<Result<O, TaskError>>>, len: usize) -> Self {
+        Batch {
+            repr: Repr::Chunk { future, len },
+        }
+    }
+
+    /// Items submitted one by one; `Err` marks an item the executor refused.
+    ///
+    /// ```
+    /// # use executor_core::{Batch, Promise};
+    /// let (_p, f) = Promise::<u8>::new();
+    /// assert_eq!(Batch::items(vec![Ok(f)]).len(), 1);
+    /// ```
+    pub fn items(items: Vec<Result<FutureHandle<O>, RejectReason>>) -> Self {
+        Batch {
+            repr: Repr::Items(items),
+        }
+    }
+
+    /// How many input items the batch stands for.
+    ///
+    /// ```
+    /// assert!(executor_core::Batch::<u8>::items(Vec::new()).is_empty());
+    /// ```
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Repr::Chunk { len, .. } => *len,
+            Repr::Items(items) => items.len(),
+        }
+    }
+
+    /// `true` if the batch stands for no item.
+    ///
+    /// ```
+    /// assert_eq!(executor_core::Batch::<u8>::items(Vec::new()).len(), 0);
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cancels whatever has not started.
+    fn cancel(&self) {
+        match &self.repr {
+            Repr::Chunk { future, .. } => {
+                future.cancel();
+            }
+            Repr::Items(items) => {
+                for future in items.iter().flatten() {
+                    future.cancel();
+                }
+            }
+        }
+    }
+
+    /// Blocks until every part is done or the deadline passes; `true` if all are done.
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        match &self.repr {
+            Repr::Chunk { future, .. } => future.shared().wait_until(deadline),
+            Repr::Items(items) => items
+                .iter()
+                .flatten()
+                .all(|f| f.shared().wait_until(deadline)),
+        }
+    }
+
+    /// How many items are not done yet.
+    fn unfinished(&self) -> usize {
+        match &self.repr {
+            Repr::Chunk { future, len } => {
+                if future.done() {
+                    0
+                } else {
+                    *len
+                }
+            }
+            Repr::Items(items) => items.iter().flatten().filter(|f| !f.done()).count(),
+        }
+    }
+
+    /// The per-item outcomes of a done batch, in input order.
+    fn into_outcomes(self) -> VecDeque<Result<O, ResultError>> {
+        match self.repr {
+            Repr::Chunk { future, len } => match future.into_result() {
+                Ok(items) => items
+                    .into_iter()
+                    .map(|item| item.map_err(ResultError::Failed))
+                    .collect(),
+                Err(e) => std::iter::repeat_n(e, len).map(Err).collect(),
+            },
+            Repr::Items(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    Ok(future) => future.into_result(),
+                    Err(reason) => Err(ResultError::Rejected(reason)),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl<O> fmt::Debug for Batch<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Chunk { future, len } => f
+                .debug_struct("Batch::Chunk")
+                .field("future", future)
+                .field("len", len)
+                .finish(),
+            Repr::Items(items) => f
+                .debug_struct("Batch::Items")
+                .field("items", items)
+                .finish(),
+        }
+    }
+}
+
+/// A chunk as it left the input: submitted, or refused with the number of items it held.
+enum Unit<O> {
+    Submitted(Batch<O>),
+    Rejected(RejectReason, usize),
+}
+
+/// The lazily-submitting source of units: chunks the input and submits each chunk.
+type Source<'a, O> = Box<dyn Iterator<Item = Unit<O>> + 'a>;
+
+/// The iterator returned by [`Executor::map`]: one `Result` per input item, in input order
+/// (rules H1–H7).
+///
+/// - Without `buffersize`, `map` consumes the whole input and submits every chunk before it
+///   returns, so the tasks run even if the results are never read.
+/// - With `buffersize = n`, at most `n` submitted-but-unread chunks exist; each step tops the
+///   buffer up by one chunk before waiting, and the input is consumed lazily (an endless input
+///   works).
+/// - `timeout` is a deadline from the call to `map`: when it passes, the iterator yields one
+///   [`ResultError::Timeout`], cancels every chunk not yet started, and ends.
+/// - A failed item is an error in its own slot; the other items still come back.
+/// - Dropping the iterator cancels every chunk not yet started, whether or not it was advanced.
+///
+/// ```
+/// # use executor_core::*;
+/// # struct Inline;
+/// # impl Shutdown for Inline { fn shutdown(&self, _: ShutdownOptions) {} }
+/// # impl<T: Task> Executor<T> for Inline where T::Output: Sync {
+/// #     fn submit(&self, task: T) -> Result<FutureHandle<T::Output>, SubmitError<T>> {
+/// #         let (p, f) = Promise::for_task(&task); p.run(task); Ok(f)
+/// #     }
+/// # }
+/// # let pool = Inline;
+/// // An endless input is fine with a buffer: only what is read gets submitted.
+/// let evens = pool.map((0u64..).map(|n| move || n * 2), MapOptions::new().buffersize(4)).unwrap();
+/// let first: Vec<u64> = evens.take(3).map(Result::unwrap).collect();
+/// assert_eq!(first, [0, 2, 4]);
+/// ```
+pub struct MapIter<'a, O> {
+    /// Where further chunks come from; `None` once the input is exhausted or refused.
+    source: Option<Source<'a, O>>,
+    /// Submitted, not yet read, oldest first.
+    queue: VecDeque<Unit<O>>,
+    /// Outcomes of the oldest batch, being handed out.
+    current: VecDeque<Result<O, ResultError>>,
+    lazy: bool,
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+    submitted: usize,
+    ended: bool,
+}
+
+impl<'a, O> MapIter<'a, O> {
+    /// Validates the options, then submits the first `buffersize` chunks (or all of them).
+    pub(crate) fn new<E, T>(
+        executor: &'a E,
+        mut tasks: impl Iterator<Item = T> + 'a,
+        options: MapOptions,
+    ) -> Result<Self, MapError>
+    where
+        E: Executor<T>,
+        T: Task<Output = O>,
+    {
+        options.validate()?;
+        let deadline = deadline_after(options.get_timeout());
+        let chunksize = options.get_chunksize();
+        let source = std::iter::from_fn(move || {
+            let chunk: Vec<T> = tasks.by_ref().take(chunksize).collect();
+            if chunk.is_empty() {
+                return None;
+            }
+            let len = chunk.len();
+            Some(match executor.submit_batch(chunk) {
+                Ok(batch) => Unit::Submitted(batch),
+                Err(e) => Unit::Rejected(e.into_parts().0, len),
+            })
+        });
+        let mut iter = MapIter {
+            source: Some(Box::new(source)),
+            queue: VecDeque::new(),
+            current: VecDeque::new(),
+            lazy: options.get_buffersize().is_some(),
+            deadline,
+            timeout: options.get_timeout(),
+            submitted: 0,
+            ended: false,
+        };
+        let first = options.get_buffersize().unwrap_or(usize::MAX);
+        for _ in 0..first {
+            if !iter.pull() {
+                break;
+            }
+        }
+        if let Some(Unit::Rejected(reason, _)) = iter.queue.front() {
+            return Err(MapError::Rejected(reason.clone()));
+        }
+        Ok(iter)
+    }
+
+    /// Submits one more chunk from the input; `false` when there is nothing more to submit.
+    fn pull(&mut self) -> bool {
+        let Some(unit) = self.source.as_mut().and_then(Iterator::next) else {
+            self.source = None;
+            return false;
+        };
+        match &unit {
+            Unit::Submitted(batch) => self.submitted += batch.len(),
+            // The executor is shut down or broken: every later chunk would be refused too.
+            Unit::Rejected(_, _) => self.source = None,
+        }
+        self.queue.push_back(unit);
+        true
+    }
+
+    /// Cancels every chunk not yet started and stops submitting.
+    fn cancel_rest(&mut self) {
+        self.source = None;
+        for unit in &self.queue {
+            if let Unit::Submitted(batch) = unit {
+                batch.cancel();
+            }
+        }
+    }
+}
+
+impl<O> Iterator for MapIter<'_, O> {
+    type Item = Result<O, ResultError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(outcome) = self.current.pop_front() {
+            return Some(outcome);
+        }
+        if self.ended {
+            return None;
+        }
+        if self.lazy {
+            self.pull();
+        }
+        let Some(unit) = self.queue.pop_front() else {
+            self.ended = true;
+            return None;
+        };
+        let batch = match unit {
+            Unit::Submitted(batch) => batch,
+            Unit::Rejected(reason, len) => {
+                self.current = std::iter::repeat_n(reason, len)
+                    .map(|r| Err(ResultError::Rejected(r)))
+                    .collect();
+                return self.current.pop_front();
+            }
+        };
+        if !batch.wait_until(self.deadline) {
+            let unread: usize = batch.unfinished()
+                + self
+                    .queue
+                    .iter()
+                    .map(|u| match u {
+                        Unit::Submitted(b) => b.unfinished(),
+                        Unit::Rejected(_, _) => 0,
+                    })
+                    .sum::<usize>();
+            batch.cancel();
+            self.cancel_rest();
+            self.queue.clear();
+            self.ended = true;
+            let waited = self.timeout.unwrap_or(Duration::MAX);
+            return Some(Err(ResultError::Timeout(TimeoutError::with_unfinished(
+                waited,
+                unread,
+                self.submitted,
+            ))));
+        }
+        self.current = batch.into_outcomes();
+        self.current.pop_front()
+    }
+}
+
+impl<O> Drop for MapIter<'_, O> {
+    fn drop(&mut self) {
+        self.cancel_rest();
+    }
+}
+
+impl<O> fmt::Debug for MapIter<'_, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapIter")
+            .field("queued_units", &self.queue.len())
+            .field("ready_items", &self.current.len())
+            .field("lazy", &self.lazy)
+            .field("submitted", &self.submitted)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}

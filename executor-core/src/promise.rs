@@ -1,0 +1,205 @@
+//! [`Promise`]: the producer's side of a future, the executor-author API (rule A4).
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{InvalidStateError, NotStarted, TaskError};
+use crate::handle::FutureHandle;
+use crate::shared::Shared;
+use crate::task::{Task, TaskId, TaskInfo};
+use crate::unwind;
+
+/// The producer's side of a future: the executor (or you, for a bare future, rule A5) starts it
+/// and completes it. Python puts these methods (`set_running_or_notify_cancel`, `set_result`,
+/// `set_exception`) on the `Future` itself; here they live on a separate, non-`Clone` value, so
+/// that only the producer can complete a future and completing it twice does not compile.
+///
+/// Completing a future that is already done (cancelled, in practice) is an
+/// [`InvalidStateError`] that names the state and hands the value back; the stored outcome is
+/// unchanged. A promise dropped without completing its future fails it with an
+/// [abandoned](TaskError::is_abandoned) error, so no waiter can hang on a lost task.
+///
+/// A minimal executor, one thread per task:
+///
+/// ```
+/// use executor_core::{FutureHandle, Promise, Task};
+///
+/// fn spawn<T: Task>(task: T) -> FutureHandle<T::Output>
+/// where
+///     T::Output: Sync,
+/// {
+///     let (promise, future) = Promise::for_task(&task);
+///     std::thread::spawn(move || promise.run(task));
+///     future
+/// }
+///
+/// assert_eq!(spawn(|| 2 + 2).into_result().unwrap(), 4);
+/// assert!(spawn(|| -> u8 { panic!("boom") }).into_result().unwrap_err().task_error().unwrap().is_panic());
+/// ```
+pub struct Promise<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Promise<T> {
+    /// A new pending future named `"future"`, and the promise that completes it.
+    ///
+    /// ```
+    /// let (promise, future) = executor_core::Promise::<u8>::new();
+    /// promise.set_result(1).unwrap();
+    /// assert_eq!(future.into_result().unwrap(), 1);
+    /// ```
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> (Promise<T>, FutureHandle<T>) {
+        Promise::named("future")
+    }
+
+    /// A new pending future with this task name (shown in errors and reports).
+    ///
+    /// ```
+    /// let (_pf, f) = executor_core::Promise::<u8>::named("download");
+    /// assert_eq!(f.info().name(), "download");
+    /// ```
+    pub fn named(name: &'static str) -> (Promise<T>, FutureHandle<T>) {
+        let shared = Arc::new(Shared::new(TaskInfo::new(TaskId::next(), name)));
+        let future = FutureHandle::from_shared(Arc::clone(&shared));
+        (Promise { shared }, future)
+    }
+
+    /// A new pending future for this task, named after [`Task::name`].
+    ///
+    /// ```
+    /// use executor_core::{Promise, Task};
+    /// let task = || 1;
+    /// let (promise, future) = Promise::for_task(&task);
+    /// assert_eq!(future.info().name(), task.name());
+    /// promise.run(task);
+    /// assert_eq!(future.into_result().unwrap(), 1);
+    /// ```
+    pub fn for_task<K: Task<Output = T>>(task: &K) -> (Promise<T>, FutureHandle<T>) {
+        Promise::named(task.name())
+    }
+
+    /// The future's id and task name.
+    ///
+    /// ```
+    /// let (p, f) = executor_core::Promise::<u8>::new();
+    /// assert_eq!(p.info(), f.info());
+    /// ```
+    pub fn info(&self) -> TaskInfo {
+        self.shared.info()
+    }
+
+    /// `true` if the future was cancelled (a worker may skip the task without starting it).
+    ///
+    /// ```
+    /// let (p, f) = executor_core::Promise::<u8>::new();
+    /// f.cancel();
+    /// assert!(p.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.shared.state() == crate::State::Cancelled
+    }
+
+    /// PENDING → RUNNING: call it right before running the task. `Err(NotStarted::Cancelled)`
+    /// means the future was cancelled and the task must not run; the choice between "started" and
+    /// "cancelled" is one atomic decision (rule A2).
+    ///
+    /// ```
+    /// use executor_core::{NotStarted, Promise, State};
+    /// let (p, f) = Promise::<u8>::new();
+    /// assert_eq!(p.set_running_or_notify_cancel(), Ok(()));
+    /// assert!(!f.cancel()); // too late
+    /// assert_eq!(p.set_running_or_notify_cancel(), Err(NotStarted::InvalidState(State::Running)));
+    /// ```
+    pub fn set_running_or_notify_cancel(&self) -> Result<(), NotStarted> {
+        self.shared.start()
+    }
+
+    /// Completes the future with a value. Hands the value back if the future is already done.
+    ///
+    /// ```
+    /// let (p, f) = executor_core::Promise::<&str>::new();
+    /// p.set_result("done").unwrap();
+    /// assert_eq!(*f.result(None).unwrap(), "done");
+    /// ```
+    pub fn set_result(self, value: T) -> Result<(), InvalidStateError<T>> {
+        let task = self.info().id();
+        self.complete(Ok(value)).map_err(|e| {
+            let state = e.state();
+            match e.into_inner() {
+                Ok(value) => InvalidStateError::new(state, task, value),
+                Err(_) => unreachable!("a value came back as an error"),
+            }
+        })
+    }
+
+    /// Completes the future with an error (Python's `set_exception`). The error is stamped with
+    /// this task's identity if it has none.
+    ///
+    /// ```
+    /// let (p, f) = executor_core::Promise::<u8>::named("fetch");
+    /// p.set_error(executor_core::TaskError::msg("404")).unwrap();
+    /// assert_eq!(f.error(None).unwrap().unwrap().task_name(), Some("fetch"));
+    /// ```
+    pub fn set_error(self, error: TaskError) -> Result<(), InvalidStateError<TaskError>> {
+        let task = self.info().id();
+        self.complete(Err(error)).map_err(|e| {
+            let state = e.state();
+            match e.into_inner() {
+                Err(error) => InvalidStateError::new(state, task, error),
+                Ok(_) => unreachable!("an error came back as a value"),
+            }
+        })
+    }
+
+    /// Completes the future with an outcome; the general form of `set_result` / `set_error`.
+    ///
+    /// ```
+    /// let (p, f) = executor_core::Promise::<u8>::new();
+    /// p.complete(Ok(4)).unwrap();
+    /// assert_eq!(f.into_result().unwrap(), 4);
+    /// ```
+    pub fn complete(
+        self,
+        outcome: Result<T, TaskError>,
+    ) -> Result<(), InvalidStateError<Result<T, TaskError>>> {
+        self.shared.complete(outcome)
+    }
+
+    /// Runs `task` as an executor's worker does: start the future (or, if it was cancelled, drop
+    /// the task unrun), run the task with panics caught, and complete the future with its
+    /// outcome. The task and what it captured are dropped as soon as it has run (rule G3).
+    ///
+    /// ```
+    /// let (p, f) = executor_core::Promise::for_task(&|| "ran");
+    /// p.run(|| "ran");
+    /// assert_eq!(f.into_result().unwrap(), "ran");
+    /// ```
+    pub fn run<K: Task<Output = T>>(self, task: K) {
+        if self.set_running_or_notify_cancel().is_err() {
+            return;
+        }
+        let outcome = unwind::catch(|| task.run());
+        // Cannot fail: this promise moved the future to RUNNING and only it can finish it.
+        let _ = self.complete(outcome);
+    }
+}
+
+impl<T> Drop for Promise<T> {
+    fn drop(&mut self) {
+        if !self.shared.state().is_done() {
+            let _ = self.shared.complete(Err(TaskError::abandoned(
+                "its promise was dropped before the task completed",
+            )));
+        }
+    }
+}
+
+impl<T> fmt::Debug for Promise<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Promise")
+            .field("task", &format_args!("{}", self.info()))
+            .field("state", &self.shared.state())
+            .finish()
+    }
+}

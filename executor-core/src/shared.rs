@@ -1,0 +1,282 @@
+//! The state a [`FutureHandle`] and its [`Promise`](crate::Promise) share: the state word, the
+//! outcome, and whoever must hear about completion.
+//!
+//! # Who holds the `Arc<Shared<T>>`
+//! Exactly one [`FutureHandle`] (it is not `Clone`; share it by reference or `Arc`), the
+//! [`Promise`](crate::Promise) until it completes the future, and, while done callbacks run, a
+//! temporary handle lent to them. So once a future is done and its callbacks have run
+//! ("settled"), the handle is the only holder left and may move the value out
+//! ([`FutureHandle::into_result`]) without cloning it.
+//!
+//! # Completion, step by step
+//! 1. Under the lock: check the transition is legal (see [`crate::state`]), store the outcome, store
+//!    the new state, take the listeners, mark the future "settling" if it has callbacks.
+//! 2. After the lock: wake threads blocked in `result` (condvar), `wait`/`as_completed` notifiers
+//!    and async wakers (rule E1: a cancellation is seen at once).
+//! 3. Run the callbacks in the order added, each guarded against panics (rules B1, B3).
+//! 4. Clear "settling" and wake whoever waits to take the value.
+
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{InvalidStateError, NotStarted, TaskError};
+use crate::handle::FutureHandle;
+use crate::state::{AtomicState, State};
+use crate::task::TaskInfo;
+use crate::unwind;
+use crate::wait::Notifier;
+
+/// A done callback: runs once, in the completing thread, with the future it was added to.
+pub(crate) type Callback<T> = Box<dyn FnOnce(&FutureHandle<T>) + Send + 'static>;
+
+/// One party to tell when the future is done.
+enum Listener<T> {
+    Callback(Callback<T>),
+    Notifier(Arc<Notifier>),
+    Waker(Waker),
+}
+
+struct Inner<T> {
+    listeners: Vec<Listener<T>>,
+    /// Done, but callbacks still run with a lent handle: the value may not be moved out yet.
+    settling: bool,
+}
+
+pub(crate) struct Shared<T> {
+    state: AtomicState,
+    info: TaskInfo,
+    /// Written once, under the lock, before the state becomes `Finished`.
+    outcome: OnceLock<Result<T, TaskError>>,
+    inner: Mutex<Inner<T>>,
+    /// Signalled on every change a blocked thread may wait for (done, settled).
+    changed: Condvar,
+}
+
+/// What a completed transition hands to the notification steps (2–4 above).
+struct Fired<T> {
+    listeners: Vec<Listener<T>>,
+    failed: bool,
+}
+
+impl<T> Shared<T> {
+    pub(crate) fn new(info: TaskInfo) -> Self {
+        Shared {
+            state: AtomicState::new(),
+            info,
+            outcome: OnceLock::new(),
+            inner: Mutex::new(Inner {
+                listeners: Vec::new(),
+                settling: false,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn info(&self) -> TaskInfo {
+        self.info
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.state.load()
+    }
+
+    /// The outcome, once the state is `Finished`.
+    pub(crate) fn outcome(&self) -> Option<&Result<T, TaskError>> {
+        self.outcome.get()
+    }
+
+    /// Moves the outcome out. Only the sole holder can call it (`&mut`).
+    pub(crate) fn take_outcome(&mut self) -> Option<Result<T, TaskError>> {
+        self.outcome.take()
+    }
+
+    /// `true` when the future finished with an error (not cancelled, not a value).
+    pub(crate) fn failed(&self) -> bool {
+        self.state() == State::Finished && matches!(self.outcome(), Some(Err(_)))
+    }
+
+    /// PENDING → RUNNING (the producer is about to run the task).
+    pub(crate) fn start(&self) -> Result<(), NotStarted> {
+        let _guard = self.inner.lock();
+        match self.state.load() {
+            State::Pending => {
+                self.state.store(State::Running);
+                Ok(())
+            }
+            State::Cancelled => Err(NotStarted::Cancelled),
+            other => Err(NotStarted::InvalidState(other)),
+        }
+    }
+
+    /// PENDING → CANCELLED. `true` if the future is (now or already) cancelled.
+    pub(crate) fn cancel(self: &Arc<Self>) -> bool {
+        let fired = {
+            let mut inner = self.inner.lock();
+            match self.state.load() {
+                State::Pending => {
+                    self.state.store(State::Cancelled);
+                    take_listeners(&mut inner, false)
+                }
+                State::Cancelled => return true,
+                State::Running | State::Finished => return false,
+            }
+        };
+        self.fire(fired);
+        true
+    }
+
+    /// PENDING/RUNNING → FINISHED with this outcome; otherwise hands the outcome back.
+    pub(crate) fn complete(
+        self: &Arc<Self>,
+        outcome: Result<T, TaskError>,
+    ) -> Result<(), InvalidStateError<Result<T, TaskError>>> {
+        let outcome = outcome.map_err(|e| {
+            if e.task_id().is_none() {
+                e.with_task(self.info)
+            } else {
+                e
+            }
+        });
+        let fired = {
+            let mut inner = self.inner.lock();
+            match self.state.load() {
+                State::Pending | State::Running => {
+                    let failed = outcome.is_err();
+                    if self.outcome.set(outcome).is_err() {
+                        unreachable!("future {} had an outcome before it finished", self.info);
+                    }
+                    self.state.store(State::Finished);
+                    take_listeners(&mut inner, failed)
+                }
+                done => return Err(InvalidStateError::new(done, self.info.id(), outcome)),
+            }
+        };
+        self.fire(fired);
+        Ok(())
+    }
+
+    /// Steps 2–4 of completion, outside the lock.
+    fn fire(self: &Arc<Self>, fired: Fired<T>) {
+        self.changed.notify_all();
+        let mut callbacks = Vec::new();
+        for listener in fired.listeners {
+            match listener {
+                Listener::Notifier(n) => n.notify(self.info.id(), fired.failed),
+                Listener::Waker(w) => w.wake(),
+                Listener::Callback(c) => callbacks.push(c),
+            }
+        }
+        if callbacks.is_empty() {
+            return;
+        }
+        {
+            let lent = FutureHandle::from_shared(Arc::clone(self));
+            for callback in callbacks {
+                unwind::run_callback(&self.info, || callback(&lent));
+            }
+        }
+        let wakers = {
+            let mut inner = self.inner.lock();
+            inner.settling = false;
+            std::mem::take(&mut inner.listeners)
+        };
+        self.changed.notify_all();
+        for listener in wakers {
+            if let Listener::Waker(w) = listener {
+                w.wake();
+            }
+        }
+    }
+
+    /// Adds a done callback, or runs it now (in this thread) if the future is done (rule B2).
+    pub(crate) fn add_callback(&self, callback: Callback<T>, handle: &FutureHandle<T>) {
+        {
+            let mut inner = self.inner.lock();
+            if !self.state.load().is_done() {
+                inner.listeners.push(Listener::Callback(callback));
+                return;
+            }
+        }
+        unwind::run_callback(&self.info, || callback(handle));
+    }
+
+    /// Registers a `wait`/`as_completed` notifier; `false` if the future is already done (then
+    /// nothing is registered and the caller counts it itself).
+    pub(crate) fn subscribe(&self, notifier: &Arc<Notifier>) -> bool {
+        let mut inner = self.inner.lock();
+        if self.state.load().is_done() {
+            return false;
+        }
+        inner
+            .listeners
+            .push(Listener::Notifier(Arc::clone(notifier)));
+        true
+    }
+
+    /// Removes a notifier registered by [`Shared::subscribe`], if it is still there.
+    pub(crate) fn unsubscribe(&self, notifier: &Arc<Notifier>) {
+        let mut inner = self.inner.lock();
+        inner
+            .listeners
+            .retain(|l| !matches!(l, Listener::Notifier(n) if Arc::ptr_eq(n, notifier)));
+    }
+
+    /// Blocks until done or until the deadline (`None`: forever). Returns whether it is done.
+    /// Spurious wake-ups loop back to the same deadline (rule C2).
+    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        if self.state.load().is_done() {
+            return true;
+        }
+        let mut inner = self.inner.lock();
+        while !self.state.load().is_done() {
+            match deadline {
+                None => self.changed.wait(&mut inner),
+                Some(deadline) => {
+                    if self.changed.wait_until(&mut inner, deadline).timed_out() {
+                        return self.state.load().is_done();
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Blocks until done and settled (callbacks have returned their lent handle).
+    pub(crate) fn wait_settled(&self) {
+        let mut inner = self.inner.lock();
+        while !self.state.load().is_done() || inner.settling {
+            self.changed.wait(&mut inner);
+        }
+    }
+
+    /// Async counterpart of [`Shared::wait_until`] (and of [`Shared::wait_settled`] when
+    /// `settled` is set): ready when done, else the waker is kept until completion.
+    pub(crate) fn poll_done(&self, cx: &mut Context<'_>, settled: bool) -> Poll<()> {
+        if !settled && self.state.load().is_done() {
+            return Poll::Ready(());
+        }
+        let mut inner = self.inner.lock();
+        if self.state.load().is_done() && !(settled && inner.settling) {
+            return Poll::Ready(());
+        }
+        let waker = cx.waker();
+        let known = inner
+            .listeners
+            .iter()
+            .any(|l| matches!(l, Listener::Waker(w) if w.will_wake(waker)));
+        if !known {
+            inner.listeners.push(Listener::Waker(waker.clone()));
+        }
+        Poll::Pending
+    }
+}
+
+/// Step 1's tail: hand over the listeners; keep the future "settling" while callbacks run.
+fn take_listeners<T>(inner: &mut Inner<T>, failed: bool) -> Fired<T> {
+    let listeners = std::mem::take(&mut inner.listeners);
+    inner.settling = listeners.iter().any(|l| matches!(l, Listener::Callback(_)));
+    Fired { listeners, failed }
+}
