@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 mod as_completed;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod deadline;
 mod error;
 mod executor;

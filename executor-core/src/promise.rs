@@ -100,6 +100,18 @@ impl<T> Promise<T> {
         self.shared.state() == crate::State::Cancelled
     }
 
+    /// Cancels the future if it has not started, as [`FutureHandle::cancel`] does; for executors
+    /// that cancel queued work (`shutdown(cancel_futures)`, a dropped `map`).
+    ///
+    /// ```
+    /// let (p, f) = executor_core::Promise::<u8>::new();
+    /// assert!(p.cancel());
+    /// assert!(f.cancelled());
+    /// ```
+    pub fn cancel(&self) -> bool {
+        self.shared.cancel()
+    }
+
     /// PENDING → RUNNING: call it right before running the task. `Err(NotStarted::Cancelled)`
     /// means the future was cancelled and the task must not run; the choice between "started" and
     /// "cancelled" is one atomic decision (rule A2).
