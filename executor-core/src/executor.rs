@@ -240,7 +240,7 @@ impl Default for MapOptions {
 ///     fn shutdown(&self, _: ShutdownOptions) { self.shut.store(true, Ordering::SeqCst); }
 /// }
 ///
-/// impl<T: Task> Executor<T> for ThreadPerTask where T::Output: Sync {
+/// impl<T: Task> Executor<T> for ThreadPerTask {
 ///     fn submit(&self, task: T) -> Result<FutureHandle<T::Output>, SubmitError<T>> {
 ///         if self.shut.load(Ordering::SeqCst) {
 ///             return Err(SubmitError::new(RejectReason::Shutdown, task));
@@ -297,7 +297,7 @@ pub trait Executor<T: Task>: Shutdown {
     /// # use executor_core::*;
     /// # struct Inline;
     /// # impl Shutdown for Inline { fn shutdown(&self, _: ShutdownOptions) {} }
-    /// # impl<T: Task> Executor<T> for Inline where T::Output: Sync {
+    /// # impl<T: Task> Executor<T> for Inline {
     /// #     fn submit(&self, task: T) -> Result<FutureHandle<T::Output>, SubmitError<T>> {
     /// #         let (p, f) = Promise::for_task(&task); p.run(task); Ok(f)
     /// #     }

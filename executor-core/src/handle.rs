@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::deadline::deadline_after;
+use crate::deadlock;
 use crate::error::{CancelledError, ResultError, TaskError, TimeoutError, WaitError};
 use crate::shared::Shared;
 use crate::state::State;
@@ -173,7 +174,9 @@ impl<T> FutureHandle<T> {
     /// assert_eq!(bytes, [1, 2, 3]);
     /// ```
     pub fn into_result(mut self) -> Result<T, ResultError> {
-        self.shared.wait_until(None);
+        if let Err(e @ WaitError::Deadlock(_)) = self.wait_done(None) {
+            return Err(e.into());
+        }
         self.shared.wait_settled();
         loop {
             if let Some(outcome) = self.try_take() {
@@ -204,8 +207,22 @@ impl<T> FutureHandle<T> {
     }
 
     /// Blocks until done or the timeout, mapping "not done" and "cancelled" to their errors.
+    /// Inside a task, first runs a queued task of the same pool inline and checks for a wait
+    /// cycle (rule K2, see [`crate::deadlock`]).
     fn wait_done(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
-        if !self.shared.wait_until(deadline_after(timeout)) {
+        let deadline = deadline_after(timeout);
+        let _edge = match deadlock::current_task() {
+            Some(waiter) if !self.done() => {
+                let edge = deadlock::wait_on(waiter, self.info()).map_err(WaitError::Deadlock)?;
+                if let Some(job) = deadlock::current_pool().and_then(|p| self.shared.inline_job(p))
+                {
+                    job.run_inline();
+                }
+                Some(edge)
+            }
+            _ => None,
+        };
+        if !self.shared.wait_until(deadline) {
             let waited = timeout.unwrap_or(Duration::MAX);
             return Err(WaitError::Timeout(TimeoutError::task(waited, self.info())));
         }

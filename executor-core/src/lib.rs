@@ -6,6 +6,7 @@ mod as_completed;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod deadline;
+pub mod deadlock;
 mod error;
 mod executor;
 mod handle;
@@ -18,6 +19,7 @@ mod unwind;
 mod wait;
 
 pub use as_completed::{AsCompleted, as_completed};
+pub use deadlock::{InlineJob, PoolId, WorkerGuard, enter_worker};
 pub use error::{
     BrokenExecutor, BrokenKind, CancelledError, DeadlockError, InvalidStateError, MapError,
     NotStarted, RejectReason, ResultError, SubmitError, TaskError, TimeoutError, WaitError,

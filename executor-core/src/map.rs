@@ -187,7 +187,7 @@ type Source<'a, O> = Box<dyn Iterator<Item = Unit<O>> + 'a>;
 /// # use executor_core::*;
 /// # struct Inline;
 /// # impl Shutdown for Inline { fn shutdown(&self, _: ShutdownOptions) {} }
-/// # impl<T: Task> Executor<T> for Inline where T::Output: Sync {
+/// # impl<T: Task> Executor<T> for Inline {
 /// #     fn submit(&self, task: T) -> Result<FutureHandle<T::Output>, SubmitError<T>> {
 /// #         let (p, f) = Promise::for_task(&task); p.run(task); Ok(f)
 /// #     }

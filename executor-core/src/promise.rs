@@ -1,8 +1,9 @@
 //! [`Promise`]: the producer's side of a future, the executor-author API (rule A4).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
+use crate::deadlock::{self, InlineJob, InlineRunner, PoolId};
 use crate::error::{InvalidStateError, NotStarted, TaskError};
 use crate::handle::FutureHandle;
 use crate::shared::Shared;
@@ -24,10 +25,7 @@ use crate::unwind;
 /// ```
 /// use executor_core::{FutureHandle, Promise, Task};
 ///
-/// fn spawn<T: Task>(task: T) -> FutureHandle<T::Output>
-/// where
-///     T::Output: Sync,
-/// {
+/// fn spawn<T: Task>(task: T) -> FutureHandle<T::Output> {
 ///     let (promise, future) = Promise::for_task(&task);
 ///     std::thread::spawn(move || promise.run(task));
 ///     future
@@ -112,6 +110,26 @@ impl<T> Promise<T> {
         self.shared.cancel()
     }
 
+    /// Lets a worker of `pool` that blocks on this future while it is still queued claim `job`
+    /// and run the task itself, instead of waiting for a free worker (rule K2; see
+    /// [`InlineJob`] for an example). The future keeps only a weak reference: the queue owns the
+    /// job.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Weak};
+    /// use executor_core::{InlineJob, PoolId, Promise};
+    ///
+    /// struct Nothing;
+    /// impl InlineJob for Nothing { fn run_inline(&self) {} }
+    ///
+    /// let job: Arc<dyn InlineJob> = Arc::new(Nothing);
+    /// let (promise, _future) = Promise::<u8>::new();
+    /// promise.allow_inline(PoolId::new(), Arc::downgrade(&job));
+    /// ```
+    pub fn allow_inline(&self, pool: PoolId, job: Weak<dyn InlineJob>) {
+        self.shared.set_inline(InlineRunner { pool, job });
+    }
+
     /// PENDING → RUNNING: call it right before running the task. `Err(NotStarted::Cancelled)`
     /// means the future was cancelled and the task must not run; the choice between "started" and
     /// "cancelled" is one atomic decision (rule A2).
@@ -191,7 +209,10 @@ impl<T> Promise<T> {
         if self.set_running_or_notify_cancel().is_err() {
             return;
         }
-        let outcome = unwind::catch(|| task.run());
+        let outcome = {
+            let _running = deadlock::running(self.info());
+            unwind::catch(|| task.run())
+        };
         // Cannot fail: this promise moved the future to RUNNING and only it can finish it.
         let _ = self.complete(outcome);
     }

@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::deadlock::{InlineJob, InlineRunner, PoolId};
 use crate::error::{InvalidStateError, NotStarted, TaskError};
 use crate::handle::FutureHandle;
 use crate::state::{AtomicState, State};
@@ -43,6 +44,8 @@ struct Inner<T> {
     listeners: Vec<Listener<T>>,
     /// Done, but callbacks still run with a lent handle: the value may not be moved out yet.
     settling: bool,
+    /// How a waiting worker of the same pool may run the task itself (rule K2).
+    inline: Option<InlineRunner>,
 }
 
 pub(crate) struct Shared<T> {
@@ -70,6 +73,7 @@ impl<T> Shared<T> {
             inner: Mutex::new(Inner {
                 listeners: Vec::new(),
                 settling: false,
+                inline: None,
             }),
             changed: Condvar::new(),
         }
@@ -100,10 +104,11 @@ impl<T> Shared<T> {
 
     /// PENDING → RUNNING (the producer is about to run the task).
     pub(crate) fn start(&self) -> Result<(), NotStarted> {
-        let _guard = self.inner.lock();
+        let mut inner = self.inner.lock();
         match self.state.load() {
             State::Pending => {
                 self.state.store(State::Running);
+                inner.inline = None;
                 Ok(())
             }
             State::Cancelled => Err(NotStarted::Cancelled),
@@ -203,6 +208,26 @@ impl<T> Shared<T> {
         unwind::run_callback(&self.info, || callback(handle));
     }
 
+    /// Lets a waiting worker of `pool` run the task inline while it is pending.
+    pub(crate) fn set_inline(&self, runner: InlineRunner) {
+        let mut inner = self.inner.lock();
+        if self.state.load() == State::Pending {
+            inner.inline = Some(runner);
+        }
+    }
+
+    /// The queued job, if the future is pending and belongs to `pool`.
+    pub(crate) fn inline_job(&self, pool: PoolId) -> Option<Arc<dyn InlineJob>> {
+        let inner = self.inner.lock();
+        if self.state.load() != State::Pending {
+            return None;
+        }
+        let runner = inner.inline.as_ref()?;
+        (runner.pool == pool)
+            .then(|| runner.job.upgrade())
+            .flatten()
+    }
+
     /// Registers a `wait`/`as_completed` notifier; `false` if the future is already done (then
     /// nothing is registered and the caller counts it itself).
     pub(crate) fn subscribe(&self, notifier: &Arc<Notifier>) -> bool {
@@ -276,6 +301,7 @@ impl<T> Shared<T> {
 
 /// Step 1's tail: hand over the listeners; keep the future "settling" while callbacks run.
 fn take_listeners<T>(inner: &mut Inner<T>, failed: bool) -> Fired<T> {
+    inner.inline = None;
     let listeners = std::mem::take(&mut inner.listeners);
     inner.settling = listeners.iter().any(|l| matches!(l, Listener::Callback(_)));
     Fired { listeners, failed }

@@ -39,8 +39,9 @@ use crate::unwind;
 /// assert_eq!((|| 6 * 7).run().unwrap(), 42);
 /// ```
 pub trait Task: Send + 'static {
-    /// What the task produces.
-    type Output: Send + 'static;
+    /// What the task produces. `Sync` because every holder of a `&FutureHandle` may read it
+    /// from its own thread (`result` hands out `&Output`, rule C3).
+    type Output: Send + Sync + 'static;
 
     /// Runs the task to completion. Executors call this through [`Promise::run`](crate::Promise::run),
     /// which also catches a panic and stamps the error with the task's identity.
@@ -55,7 +56,7 @@ pub trait Task: Send + 'static {
 impl<F, R> Task for F
 where
     F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
+    R: Send + Sync + 'static,
 {
     type Output = R;
 
@@ -78,7 +79,7 @@ where
 pub fn fallible<F, R, E>(f: F) -> Fallible<F>
 where
     F: FnOnce() -> Result<R, E> + Send + 'static,
-    R: Send + 'static,
+    R: Send + Sync + 'static,
     E: std::error::Error + Send + Sync + 'static,
 {
     Fallible(f)
@@ -95,7 +96,7 @@ pub struct Fallible<F>(F);
 impl<F, R, E> Task for Fallible<F>
 where
     F: FnOnce() -> Result<R, E> + Send + 'static,
-    R: Send + 'static,
+    R: Send + Sync + 'static,
     E: std::error::Error + Send + Sync + 'static,
 {
     type Output = R;

@@ -7,19 +7,44 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use executor_core::{
-    Executor, FutureHandle, Promise, RejectReason, Shutdown, ShutdownOptions, SubmitError, Task,
+    Executor, FutureHandle, InlineJob, PoolId, Promise, RejectReason, Shutdown, ShutdownOptions,
+    SubmitError, Task,
 };
 use parking_lot::{Condvar, Mutex};
 
-/// A queued task: run it, or cancel its future.
-type Job = Box<dyn FnOnce(bool) + Send>;
+/// A queued task: the worker runs it, a waiting worker may run it inline (rule K2), or
+/// shutdown cancels it. Whoever takes it first wins.
+trait Job: InlineJob {
+    fn cancel(&self);
+}
+
+struct Queued<T: Task>(Mutex<Option<(Promise<T::Output>, T)>>);
+
+impl<T: Task> InlineJob for Queued<T> {
+    fn run_inline(&self) {
+        let taken = self.0.lock().take();
+        if let Some((promise, task)) = taken {
+            promise.run(task);
+        }
+    }
+}
+
+impl<T: Task> Job for Queued<T> {
+    fn cancel(&self) {
+        let taken = self.0.lock().take();
+        if let Some((promise, _task)) = taken {
+            promise.cancel();
+        }
+    }
+}
 
 struct Queue {
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<Arc<dyn Job>>,
     shut: bool,
 }
 
 struct Inner {
+    id: PoolId,
     queue: Mutex<Queue>,
     ready: Condvar,
 }
@@ -32,6 +57,7 @@ pub struct ReferencePool {
 impl ReferencePool {
     pub fn new(max_workers: usize) -> Self {
         let inner = Arc::new(Inner {
+            id: PoolId::new(),
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
                 shut: false,
@@ -42,6 +68,7 @@ impl ReferencePool {
             .map(|_| {
                 let inner = Arc::clone(&inner);
                 std::thread::spawn(move || {
+                    let _worker = executor_core::enter_worker(inner.id);
                     loop {
                         let job = {
                             let mut q = inner.queue.lock();
@@ -55,7 +82,7 @@ impl ReferencePool {
                                 inner.ready.wait(&mut q);
                             }
                         };
-                        job(true);
+                        job.run_inline();
                     }
                 })
             })
@@ -79,7 +106,7 @@ impl Shutdown for ReferencePool {
             }
         };
         for job in cancelled {
-            job(false);
+            job.cancel();
         }
         self.inner.ready.notify_all();
         if options.wait {
@@ -96,23 +123,18 @@ impl Drop for ReferencePool {
     }
 }
 
-impl<T: Task> Executor<T> for ReferencePool
-where
-    T::Output: Sync,
-{
+impl<T: Task> Executor<T> for ReferencePool {
     fn submit(&self, task: T) -> Result<FutureHandle<T::Output>, SubmitError<T>> {
         let mut q = self.inner.queue.lock();
         if q.shut {
             return Err(SubmitError::new(RejectReason::Shutdown, task));
         }
         let (promise, future) = Promise::for_task(&task);
-        q.jobs.push_back(Box::new(move |run| {
-            if run {
-                promise.run(task);
-            } else {
-                promise.cancel();
-            }
-        }));
+        let queued = Arc::new(Queued::<T>(Mutex::new(None)));
+        let as_inline: Arc<dyn InlineJob> = queued.clone();
+        promise.allow_inline(self.inner.id, Arc::downgrade(&as_inline));
+        *queued.0.lock() = Some((promise, task));
+        q.jobs.push_back(queued);
         drop(q);
         self.inner.ready.notify_one();
         Ok(future)
