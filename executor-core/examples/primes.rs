@@ -71,12 +71,25 @@ fn main() {
     // The same work as futures: submit, then take them as they complete.
     let futures: Vec<_> = PRIMES
         .iter()
-        .map(|&n| pool.submit(move || (n, is_prime(n))).expect("submit refused"))
+        .map(|&n| {
+            pool.submit(move || (n, is_prime(n)))
+                .expect("submit refused")
+        })
         .collect();
     let done = wait(&futures, None, ReturnWhen::AllCompleted);
-    println!("\nwait(ALL_COMPLETED): {} done, {} not done", done.done.len(), done.not_done.len());
+    println!(
+        "\nwait(ALL_COMPLETED): {} done, {} not done",
+        done.done.len(),
+        done.not_done.len()
+    );
     let order: Vec<String> = as_completed(&futures, None)
-        .map(|f| f.expect("timed out").result(None).expect("failed").0.to_string())
+        .map(|f| {
+            f.expect("timed out")
+                .result(None)
+                .expect("failed")
+                .0
+                .to_string()
+        })
         .collect();
     println!("as_completed order: {}", order.join(", "));
 }

@@ -80,14 +80,22 @@ pub struct AsCompleted<W: Waitable> {
 }
 
 impl<W: Waitable> AsCompleted<W> {
-    /// How many futures have not completed yet (not counting completed ones not yet yielded).
+    /// How many futures have not completed yet (not counting completed ones not yet yielded);
+    /// 0 once the iterator has ended.
     ///
     /// ```
     /// let (_p, f) = executor_core::Promise::<u8>::new();
     /// assert_eq!(executor_core::as_completed([&f], None).unfinished(), 1);
     /// ```
     pub fn unfinished(&self) -> usize {
-        self.pending.len() - self.notifier.posted().ids.len()
+        if self.ended {
+            return 0;
+        }
+        // Every posted id belongs to a pending future, so this never goes below zero; saturate
+        // anyway rather than trust that across future edits.
+        self.pending
+            .len()
+            .saturating_sub(self.notifier.posted().ids.len())
     }
 
     fn detach(&mut self) {

@@ -125,7 +125,16 @@ impl Drop for WorkerGuard {
     }
 }
 
-pub(crate) fn current_pool() -> Option<PoolId> {
+/// The pool this thread works for, if it is a worker (see [`enter_worker`]).
+///
+/// ```
+/// use executor_core::{PoolId, current_pool, enter_worker};
+/// assert_eq!(current_pool(), None);
+/// let pool = PoolId::new();
+/// let _guard = enter_worker(pool);
+/// assert_eq!(current_pool(), Some(pool));
+/// ```
+pub fn current_pool() -> Option<PoolId> {
     CONTEXT.with(|c| c.borrow().pool)
 }
 

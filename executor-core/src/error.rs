@@ -44,6 +44,7 @@ struct TaskErrorInner {
     task_name: Option<&'static str>,
     task_id: Option<TaskId>,
     source: Option<Arc<dyn Error + Send + Sync + 'static>>,
+    broken: Option<BrokenExecutor>,
     worker_pid: Option<u32>,
     backtrace: Option<String>,
 }
@@ -53,6 +54,7 @@ enum FailureKind {
     Panic,
     Error,
     Abandoned,
+    Broken,
 }
 
 impl TaskError {
@@ -63,6 +65,7 @@ impl TaskError {
             task_name: None,
             task_id: None,
             source: None,
+            broken: None,
             worker_pid: None,
             backtrace: None,
         }))
@@ -111,6 +114,23 @@ impl TaskError {
     /// ```
     pub fn abandoned(message: impl Into<String>) -> Self {
         TaskError::new(FailureKind::Abandoned, message.into())
+    }
+
+    /// A task that could not run because its executor broke (Python sets `BrokenThreadPool` or
+    /// `BrokenProcessPool` on every pending future).
+    ///
+    /// ```
+    /// use executor_core::{BrokenExecutor, BrokenKind, TaskError};
+    /// let why = BrokenExecutor::new(BrokenKind::ThreadPool, "initializer failed: no config");
+    /// let e = TaskError::broken(why.clone());
+    /// assert!(e.is_broken());
+    /// assert_eq!(e.broken_executor(), Some(&why));
+    /// assert_eq!(e.message(), "thread pool is broken: initializer failed: no config");
+    /// ```
+    pub fn broken(broken: BrokenExecutor) -> Self {
+        let mut e = TaskError::new(FailureKind::Broken, broken.to_string());
+        Arc::make_mut(&mut e.0).broken = Some(broken);
+        e
     }
 
     /// Records which task failed. Executors do this for you.
@@ -188,6 +208,24 @@ impl TaskError {
         self.0.kind == FailureKind::Abandoned
     }
 
+    /// `true` if the task could not run because its executor broke (see [`TaskError::broken`]).
+    ///
+    /// ```
+    /// assert!(!executor_core::TaskError::panic("x").is_broken());
+    /// ```
+    pub fn is_broken(&self) -> bool {
+        self.0.kind == FailureKind::Broken
+    }
+
+    /// Why the executor broke, for a task that failed because of it.
+    ///
+    /// ```
+    /// assert!(executor_core::TaskError::msg("x").broken_executor().is_none());
+    /// ```
+    pub fn broken_executor(&self) -> Option<&BrokenExecutor> {
+        self.0.broken.as_ref()
+    }
+
     /// The panic message or the error's text.
     ///
     /// ```
@@ -259,6 +297,7 @@ impl fmt::Display for TaskError {
             FailureKind::Panic => "panicked",
             FailureKind::Error => "failed",
             FailureKind::Abandoned => "was abandoned",
+            FailureKind::Broken => "could not run",
         };
         write!(f, "{verb}")?;
         if let Some(pid) = inner.worker_pid {

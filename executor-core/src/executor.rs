@@ -325,3 +325,40 @@ pub trait Executor<T: Task>: Shutdown {
         MapIter::new(self, tasks.into_iter(), options)
     }
 }
+
+/// A snapshot of an executor's counters (rule K3), for progress bars and the harness.
+///
+/// ```
+/// let s = executor_core::PoolStats::default();
+/// assert_eq!((s.workers, s.idle, s.queued, s.running, s.completed), (0, 0, 0, 0, 0));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PoolStats {
+    /// Workers (threads or processes) alive now.
+    pub workers: usize,
+    /// Of those, how many wait for work.
+    pub idle: usize,
+    /// Tasks (or chunks) submitted and not yet started.
+    pub queued: usize,
+    /// Tasks (or chunks) running now.
+    pub running: usize,
+    /// Tasks (or chunks) finished since the executor was made (cancelled ones not counted).
+    pub completed: u64,
+}
+
+/// Executors that can report their counters (rule K3).
+///
+/// ```
+/// use executor_core::{Introspect, PoolStats};
+///
+/// fn progress(pool: &impl Introspect) -> String {
+///     let s = pool.stats();
+///     format!("{} done, {} running, {} queued", s.completed, s.running, s.queued)
+/// }
+/// # struct Idle; impl Introspect for Idle { fn stats(&self) -> PoolStats { PoolStats::default() } }
+/// # assert_eq!(progress(&Idle), "0 done, 0 running, 0 queued");
+/// ```
+pub trait Introspect {
+    /// The counters now. Each is read on its own, so the snapshot is not atomic as a whole.
+    fn stats(&self) -> PoolStats;
+}

@@ -212,15 +212,16 @@ mod unwind;
 mod wait;
 
 pub use as_completed::{AsCompleted, as_completed};
-pub use deadlock::{InlineJob, PoolId, WorkerGuard, enter_worker};
+pub use deadlock::{InlineJob, PoolId, WorkerGuard, current_pool, enter_worker};
 pub use error::{
     BrokenExecutor, BrokenKind, CancelledError, DeadlockError, InvalidStateError, MapError,
     NotStarted, RejectReason, ResultError, SubmitError, TaskError, TimeoutError, WaitError,
 };
-pub use executor::{Executor, MapOptions, Shutdown, ShutdownOptions};
+pub use executor::{Executor, Introspect, MapOptions, PoolStats, Shutdown, ShutdownOptions};
 pub use handle::{FutureHandle, Outcome, OutcomeRef};
 pub use map::{Batch, MapIter};
 pub use promise::Promise;
 pub use state::State;
+pub use unwind::panic_message;
 pub use task::{Chunk, Fallible, Task, TaskId, TaskInfo, fallible};
 pub use wait::{DoneAndNotDone, ReturnWhen, Waitable, wait};

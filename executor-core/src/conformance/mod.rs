@@ -3,7 +3,7 @@
 //!
 //! A backend's test file is one line:
 //!
-//! ```ignore
+//! ```text
 //! executor_core::conformance_suite!(|max_workers| my_backend::Pool::new(max_workers));
 //! ```
 //!
@@ -118,7 +118,7 @@ impl Task for TestTask {
 
 /// Generates one `#[test]` per conformance case for the executor the factory makes.
 ///
-/// ```ignore
+/// ```text
 /// executor_core::conformance_suite!(|max_workers| MyPool::new(max_workers));
 /// ```
 #[macro_export]
