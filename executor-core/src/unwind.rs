@@ -31,7 +31,7 @@ pub(crate) fn run_callback(what: &dyn std::fmt::Display, f: impl FnOnce()) {
 ///
 /// ```
 /// let payload = std::panic::catch_unwind(|| -> u8 { panic!("no {}", "config") }).unwrap_err();
-/// assert_eq!(executor_core::panic_panic_message(&*payload), "no config");
+/// assert_eq!(executor_core::panic_message(&*payload), "no config");
 /// ```
 pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
