@@ -1,21 +1,15 @@
 //! The motivating blog post's prime check, run serially and on a pool, with the futures API.
 //!
 //! ```text
-//! cargo run --release -p executor-core --example primes
+//! cargo run --release -p backend-threads --example primes
 //! ```
 //!
-//! Until the benchmark harness lands this is the project's main demonstration. It uses the core
-//! crate's small reference pool (`doc/reference_pool.rs`), built on the public executor-author
-//! API exactly as a backend is.
-
-mod reference {
-    include!("../doc/reference_pool.rs");
-}
+//! Until the benchmark harness lands this is the project's main demonstration.
 
 use std::time::{Duration, Instant};
 
-use executor_core::{Executor, MapOptions, ReturnWhen, as_completed, wait};
-use reference::ReferencePool;
+use executor_core::{Executor, Introspect, MapOptions, ReturnWhen, as_completed, wait};
+use backend_threads::ThreadPoolExecutor;
 
 /// The blog's six numbers; all but the last are prime.
 const PRIMES: [u64; 6] = [
@@ -46,7 +40,7 @@ fn main() {
     let serial: Vec<bool> = PRIMES.iter().map(|&n| is_prime(n)).collect();
     let serial_time = start.elapsed();
 
-    let pool = ReferencePool::new(workers);
+    let pool = ThreadPoolExecutor::new(workers).expect("pool");
     let start = Instant::now();
     let tasks = PRIMES.map(|n| move || is_prime(n));
     let mapped: Vec<bool> = pool
@@ -92,4 +86,9 @@ fn main() {
         })
         .collect();
     println!("as_completed order: {}", order.join(", "));
+    let stats = pool.stats();
+    println!(
+        "pool: {} threads, {} tasks completed (map sent one queue entry per item)",
+        stats.workers, stats.completed
+    );
 }
