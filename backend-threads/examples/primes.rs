@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use executor_core::{Executor, Introspect, MapOptions, ReturnWhen, as_completed, wait};
 use backend_threads::ThreadPoolExecutor;
+use executor_core::{Executor, Introspect, MapOptions, ReturnWhen, as_completed, wait};
 
 /// The blog's six numbers; all but the last are prime.
 const PRIMES: [u64; 6] = [

@@ -7,8 +7,9 @@ use parking_lot::Mutex;
 
 /// What the pool can do with a queued task, whatever its type.
 pub(crate) trait PoolJob: InlineJob {
-    /// Runs the task unless someone took it; `true` if this call ran it.
-    fn run(&self) -> bool;
+    /// Runs the task unless someone took it or it was cancelled; `true` if this call ran it.
+    /// `before_complete` is called after the task returns, before its future completes.
+    fn run(&self, before_complete: &mut dyn FnMut()) -> bool;
     /// Cancels the future, dropping the task unrun (`shutdown(cancel_futures)`).
     fn cancel(&self);
     /// Fails the future without running the task (a broken pool). A future that was cancelled
@@ -37,18 +38,16 @@ impl<T: Task> Queued<T> {
 }
 
 impl<T: Task> InlineJob for Queued<T> {
+    /// A worker of this pool, blocked on this task's future, runs it itself (rule K2).
     fn run_inline(&self) {
-        self.run();
+        crate::worker::run_inline(|| self.run(&mut || {}));
     }
 }
 
 impl<T: Task> PoolJob for Queued<T> {
-    fn run(&self) -> bool {
+    fn run(&self, before_complete: &mut dyn FnMut()) -> bool {
         match self.take() {
-            Some((promise, task)) => {
-                promise.run(task);
-                true
-            }
+            Some((promise, task)) => promise.run_with(task, before_complete),
             None => false,
         }
     }

@@ -290,16 +290,18 @@ impl Inner {
                 }
                 continue;
             }
+            if !self.is_open() {
+                // Shut down or broken: let the main path refuse it (that error wins over "full").
+                counters.queued.fetch_add(1, Ordering::SeqCst);
+                return Ok(task);
+            }
             if space == Space::DontWait {
                 return Err(TrySubmitError::Full(task));
             }
             let mut guard = self.space.lock();
             counters.blocked.fetch_add(1, Ordering::SeqCst);
             let still_full = counters.queued.load(Ordering::SeqCst) >= bound;
-            let open = {
-                let gate = self.gate.read();
-                gate.sender.is_some() && gate.broken.is_none()
-            };
+            let open = self.is_open();
             if still_full && open {
                 self.space_freed.wait(&mut guard);
             }
@@ -310,6 +312,12 @@ impl Inner {
                 return Ok(task);
             }
         }
+    }
+
+    /// Neither shut down nor broken.
+    fn is_open(&self) -> bool {
+        let gate = self.gate.read();
+        gate.sender.is_some() && gate.broken.is_none()
     }
 
     /// A job left the queue (taken by a worker, cancelled, or failed).

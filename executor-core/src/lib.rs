@@ -222,6 +222,6 @@ pub use handle::{FutureHandle, Outcome, OutcomeRef};
 pub use map::{Batch, MapIter};
 pub use promise::Promise;
 pub use state::State;
-pub use unwind::panic_message;
 pub use task::{Chunk, Fallible, Task, TaskId, TaskInfo, fallible};
+pub use unwind::panic_message;
 pub use wait::{DoneAndNotDone, ReturnWhen, Waitable, wait};

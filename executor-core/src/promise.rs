@@ -199,22 +199,41 @@ impl<T> Promise<T> {
     /// Runs `task` as an executor's worker does: start the future (or, if it was cancelled, drop
     /// the task unrun), run the task with panics caught, and complete the future with its
     /// outcome. The task and what it captured are dropped as soon as it has run (rule G3).
+    /// Returns `true` if the task ran, `false` if the future was cancelled first.
     ///
     /// ```
     /// let (p, f) = executor_core::Promise::for_task(&|| "ran");
-    /// p.run(|| "ran");
+    /// assert!(p.run(|| "ran"));
     /// assert_eq!(f.into_result().unwrap(), "ran");
     /// ```
-    pub fn run<K: Task<Output = T>>(self, task: K) {
+    pub fn run<K: Task<Output = T>>(self, task: K) -> bool {
+        self.run_with(task, || {})
+    }
+
+    /// [`run`](Promise::run), calling `before_complete` after the task returns and before its
+    /// future completes (not at all if the task did not run). A pool uses it to mark its worker
+    /// idle before the completion wakes the submitter, so that the submitter's next task reuses
+    /// this worker instead of starting a new one (rule J2).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// let idle = AtomicBool::new(false);
+    /// let (p, f) = executor_core::Promise::for_task(&|| 1);
+    /// p.run_with(|| 1, || idle.store(true, Ordering::SeqCst));
+    /// assert!(idle.load(Ordering::SeqCst) && f.done());
+    /// ```
+    pub fn run_with<K: Task<Output = T>>(self, task: K, before_complete: impl FnOnce()) -> bool {
         if self.set_running_or_notify_cancel().is_err() {
-            return;
+            return false;
         }
         let outcome = {
             let _running = deadlock::running(self.info());
             unwind::catch(|| task.run())
         };
+        before_complete();
         // Cannot fail: this promise moved the future to RUNNING and only it can finish it.
         let _ = self.complete(outcome);
+        true
     }
 }
 
