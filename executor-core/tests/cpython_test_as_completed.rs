@@ -41,7 +41,9 @@ impl Threads {
         K::Output: Sync,
     {
         let (promise, future) = Promise::for_task(&task);
-        self.0.push(thread::spawn(move || promise.run(task)));
+        self.0.push(thread::spawn(move || {
+            promise.run(task);
+        }));
         future
     }
 }

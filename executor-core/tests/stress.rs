@@ -777,7 +777,9 @@ fn into_result_races_the_producer() {
                 };
                 match how {
                     0 => promise.set_result(value()).map_err(drop).unwrap(),
-                    1 => promise.run(value),
+                    1 => {
+                        promise.run(value);
+                    }
                     _ => promise.set_error(TaskError::msg(format!("e{i}"))).unwrap(),
                 }
             });
@@ -945,7 +947,9 @@ fn wait_and_as_completed_see_every_completion_once() {
                         jitter(i * N + k, p as u64);
                         match (i + k) % 6 {
                             0 | 1 => promise.set_result(k as u32).unwrap(),
-                            2 => promise.run(move || k as u32),
+                            2 => {
+                                promise.run(move || k as u32);
+                            }
                             3 => promise.set_error(TaskError::msg("failed")).unwrap(),
                             4 => assert!(promise.cancel()),
                             _ => drop(promise),
