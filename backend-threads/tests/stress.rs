@@ -4,14 +4,16 @@
 //! Each task is a [`Tracked`] task that counts its own runs, so a test can check that no task
 //! runs twice, that a refused task comes back (and never runs), and that no accepted task is
 //! lost. Every wait has a generous limit: a future left pending for ever fails the test with
-//! a timeout instead of hanging it. No assertion depends on how fast anything is.
+//! a timeout instead of hanging it. No assertion about the pool depends on how fast anything is;
+//! two tests also check, summed over all their iterations, that both sides of their race were
+//! seen at least once (which only says the race was exercised).
 
 use std::hint::spin_loop;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backend_threads::{ThreadPoolExecutor, TrySubmitError};
 use executor_core::{
@@ -57,6 +59,31 @@ fn pool(workers: usize, max_queued: Option<usize>) -> ThreadPoolExecutor {
     .unwrap()
 }
 
+/// A one-way signal: set once, waited on by many.
+#[derive(Default)]
+struct Flag {
+    set: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Flag {
+    fn set(&self) {
+        *self.set.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits until set; panics after [`LIMIT`].
+    fn wait(&self, what: &str) {
+        let deadline = Instant::now() + LIMIT;
+        let mut set = self.set.lock().unwrap();
+        while !*set {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "{what}");
+            set = self.changed.wait_timeout(set, left).unwrap().0;
+        }
+    }
+}
+
 /// What one submitter saw: accepted (with the future) or refused (the task came back).
 enum Seen {
     Accepted(usize, FutureHandle<usize>),
@@ -66,6 +93,7 @@ enum Seen {
 /// `threads` submitters of `per_thread` tracked tasks each, started together with a shutdown
 /// thread that runs `shutdown` once a number of submits (chosen by `seed`) have begun, plus some
 /// jitter, so that over the iterations the shutdown lands everywhere in the stream of submits.
+/// Each submitter's last submit waits until the shutdown has returned, so it must be refused.
 /// Returns what the submitters saw and the stats the shutdown thread read right after its call
 /// returned.
 fn submit_racing_shutdown(
@@ -78,12 +106,14 @@ fn submit_racing_shutdown(
 ) -> (Vec<Seen>, executor_core::PoolStats) {
     let start = Arc::new(Barrier::new(threads + 1));
     let attempts = Arc::new(AtomicUsize::new(0));
+    let shut = Arc::new(Flag::default());
     let submitters: Vec<_> = (0..threads)
         .map(|t| {
             let pool = Arc::clone(&pool);
             let runs = Arc::clone(runs);
             let start = Arc::clone(&start);
             let attempts = Arc::clone(&attempts);
+            let shut = Arc::clone(&shut);
             thread::spawn(move || {
                 start.wait();
                 let mut seen = Vec::with_capacity(per_thread);
@@ -94,10 +124,16 @@ fn submit_racing_shutdown(
                         id,
                         runs: Arc::clone(&runs),
                     };
-                    attempts.fetch_add(1, Ordering::SeqCst);
+                    let last = i + 1 == per_thread;
+                    if last {
+                        shut.wait("shutdown never returned");
+                    } else {
+                        attempts.fetch_add(1, Ordering::SeqCst);
+                    }
                     match pool.submit(task) {
                         Ok(f) => {
                             assert!(!refused, "submit accepted after an earlier refusal");
+                            assert!(!last, "submit accepted after shutdown returned");
                             seen.push(Seen::Accepted(id, f));
                         }
                         Err(e) => {
@@ -115,16 +151,18 @@ fn submit_racing_shutdown(
         .collect();
     let shutter = {
         let pool = Arc::clone(&pool);
-        let target = seed.wrapping_mul(7) % (threads * per_thread + 1);
+        let target = seed.wrapping_mul(7) % (threads * (per_thread - 1) + 1);
         thread::spawn(move || {
             start.wait();
-            // The submitters always make progress (the workers drain any bounded queue).
+            // The submitters always get there (the workers drain any bounded queue).
             while attempts.load(Ordering::SeqCst) < target {
                 thread::yield_now();
             }
             jitter(seed);
             pool.shutdown(options);
-            pool.stats()
+            let stats = pool.stats();
+            shut.set();
+            stats
         })
     };
     drop(pool);
@@ -140,7 +178,7 @@ fn submit_racing_shutdown(
 /// back; no task is lost, none runs twice, none that was refused runs.
 #[test]
 fn submits_racing_shutdown_lose_nothing() {
-    const ITERATIONS: usize = 1000;
+    const ITERATIONS: usize = 600;
     const THREADS: usize = 3;
     const PER_THREAD: usize = 30;
     let (mut accepted_total, mut refused_total) = (0, 0);
@@ -190,8 +228,9 @@ fn submits_racing_shutdown_lose_nothing() {
             );
         }
     }
-    // Both outcomes must have been exercised for the test to mean anything.
-    assert!(accepted_total > 0 && refused_total > 0);
+    // Both outcomes occur: the shutdown waits for up to all racing submits to begin, and each
+    // submitter's last submit comes after the shutdown.
+    assert!(accepted_total > 0 && refused_total >= ITERATIONS * THREADS);
 }
 
 /// Several threads shut the pool down at once (wait and no-wait) while others submit:
@@ -318,7 +357,7 @@ fn cancel_racing_worker_start_is_exactly_once() {
         // A second cancel agrees with the first.
         assert_eq!(f.cancel(), *cancelled);
     }
-    // Both outcomes must occur for the race to have been exercised.
+    // Both outcomes must occur, over all rounds, for the race to have been exercised.
     assert!(cancelled_total > 0 && cancelled_total < all.len());
 }
 
@@ -327,7 +366,7 @@ fn cancel_racing_worker_start_is_exactly_once() {
 /// (ran once) or cancelled (never ran); a refused task comes back.
 #[test]
 fn shutdown_cancel_futures_racing_submits_leaves_nothing_pending() {
-    const ITERATIONS: usize = 1000;
+    const ITERATIONS: usize = 600;
     const THREADS: usize = 3;
     const PER_THREAD: usize = 30;
     let (mut finished, mut cancelled) = (0, 0);
@@ -390,6 +429,7 @@ fn shutdown_cancel_futures_racing_submits_leaves_nothing_pending() {
             }
         }
     }
+    // Both outcomes must occur, over all iterations, for the race to have been exercised.
     assert!(finished > 0 && cancelled > 0);
 }
 
@@ -399,12 +439,34 @@ fn shutdown_cancel_futures_racing_submits_leaves_nothing_pending() {
 #[test]
 fn bounded_queue_many_submitters_all_complete() {
     const THREADS: usize = 6;
-    const PER_THREAD: usize = 1000;
+    const PER_THREAD: usize = 5000;
     const BOUND: usize = 2;
     let pool = Arc::new(pool(2, Some(BOUND)));
     let runs = counters(THREADS * PER_THREAD);
     let stop = Arc::new(AtomicBool::new(false));
     let fulls = Arc::new(AtomicUsize::new(0));
+    // Both workers start held, and are let go once a `try_submit` has met the full queue, so
+    // that the `Full` path is certain to be taken (after that, the workers drain freely).
+    let holds: Vec<_> = (0..2)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel::<()>();
+            let f = pool.submit(move || rx.recv_timeout(LIMIT).is_ok()).unwrap();
+            (tx, f)
+        })
+        .collect();
+    let releaser = {
+        let fulls = Arc::clone(&fulls);
+        let senders: Vec<_> = holds.iter().map(|(tx, _)| tx.clone()).collect();
+        thread::spawn(move || {
+            let deadline = Instant::now() + LIMIT;
+            while fulls.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+                thread::yield_now();
+            }
+            for tx in senders {
+                let _ = tx.send(());
+            }
+        })
+    };
     let monitor = {
         let pool = Arc::clone(&pool);
         let stop = Arc::clone(&stop);
@@ -438,7 +500,7 @@ fn bounded_queue_many_submitters_all_complete() {
                                     Ok(f) => break f,
                                     Err(TrySubmitError::Full(back)) => {
                                         assert_eq!(back.id, id);
-                                        fulls.fetch_add(1, Ordering::Relaxed);
+                                        fulls.fetch_add(1, Ordering::SeqCst);
                                         task = back;
                                         thread::yield_now();
                                     }
@@ -458,6 +520,13 @@ fn bounded_queue_many_submitters_all_complete() {
         .collect();
     stop.store(true, Ordering::SeqCst);
     let most = monitor.join().unwrap();
+    releaser.join().unwrap();
+    for (_, f) in &holds {
+        assert!(
+            *f.result(Some(LIMIT)).unwrap(),
+            "a held worker was never released"
+        );
+    }
     for (id, f) in &futures {
         assert_eq!(f.result(Some(LIMIT)).unwrap(), id);
     }
@@ -465,10 +534,9 @@ fn bounded_queue_many_submitters_all_complete() {
     assert!(most <= BOUND, "the queue held {most} > {BOUND}");
     assert!(runs.iter().all(|r| r.load(Ordering::SeqCst) == 1));
     let s = pool.stats();
-    assert_eq!(s.completed, (THREADS * PER_THREAD) as u64);
+    assert_eq!(s.completed, (THREADS * PER_THREAD + 2) as u64);
     assert_eq!((s.workers, s.queued, s.running), (0, 0, 0));
-    // With 1800 tasks through a queue of 2, `try_submit` must have met a full queue.
-    assert!(fulls.load(Ordering::Relaxed) > 0);
+    assert!(fulls.load(Ordering::SeqCst) > 0);
 }
 
 /// (e) Dropping the pool while tasks are still queued is `shutdown(wait)`: when the drop
