@@ -9,7 +9,9 @@
 use std::time::{Duration, Instant};
 
 use backend_threads::ThreadPoolExecutor;
-use executor_core::{Executor, Introspect, MapOptions, ReturnWhen, as_completed, wait};
+use executor_core::{
+    Executor, Introspect, MapOptions, ReturnWhen, Shutdown, ShutdownOptions, as_completed, wait,
+};
 
 /// The blog's six numbers; all but the last are prime.
 const PRIMES: [u64; 6] = [
@@ -86,9 +88,10 @@ fn main() {
         })
         .collect();
     println!("as_completed order: {}", order.join(", "));
-    let stats = pool.stats();
+    let threads = pool.stats().workers;
+    pool.shutdown(ShutdownOptions::wait());
     println!(
-        "pool: {} threads, {} tasks completed (map sent one queue entry per item)",
-        stats.workers, stats.completed
+        "pool: {threads} threads ran {} queue entries (map sent one per item)",
+        pool.stats().completed
     );
 }
