@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
+use crossbeam_utils::CachePadded;
 use executor_core::{
     Batch, BrokenExecutor, BrokenKind, Chunk, Executor, FutureHandle, InlineJob, Introspect,
     PoolId, PoolStats, Promise, RejectReason, Shutdown, ShutdownOptions, SubmitError, Task,
@@ -69,22 +70,62 @@ struct Gate {
     broken: Option<BrokenExecutor>,
 }
 
-#[derive(Default)]
+/// The pool's counters, laid out so that the hot paths do not share cache lines: submitters
+/// touch the first group, each worker only its own slot.
 pub(crate) struct Counters {
-    /// Threads started (also the next thread's index).
-    pub(crate) spawned: AtomicUsize,
+    /// Threads started (also the next thread's index, and its slot).
+    pub(crate) spawned: CachePadded<AtomicUsize>,
     /// Threads alive.
     pub(crate) alive: AtomicUsize,
-    /// Threads blocked waiting for a job.
-    pub(crate) idle: AtomicUsize,
-    /// Idle announcements not yet claimed by a submit (Python's `_idle_semaphore`).
+    /// Idle announcements not yet claimed by a submit (Python's `_idle_semaphore`); only
+    /// maintained until every thread has started.
     pub(crate) idle_tokens: AtomicUsize,
     /// Jobs queued, maintained only with `max_queued`.
-    pub(crate) queued: AtomicUsize,
+    pub(crate) queued: CachePadded<AtomicUsize>,
     /// Submitters blocked on a full queue.
     pub(crate) blocked: AtomicUsize,
+    /// One per worker thread, written only by that thread.
+    pub(crate) slots: Box<[CachePadded<WorkerSlot>]>,
+}
+
+/// One worker's own counters. Its thread is the only writer, so updates are a load and a store.
+#[derive(Default)]
+pub(crate) struct WorkerSlot {
+    pub(crate) idle: AtomicUsize,
     pub(crate) running: AtomicUsize,
     pub(crate) completed: AtomicU64,
+}
+
+impl WorkerSlot {
+    /// Adds `delta` (wrapping) to one of this slot's counters; only the owning thread calls it.
+    pub(crate) fn bump(counter: &AtomicUsize, delta: isize) {
+        // Ordering: statistics only; the single writer makes load + store exact.
+        let value = counter.load(Ordering::Relaxed);
+        counter.store(value.wrapping_add_signed(delta), Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_completed(&self) {
+        let value = self.completed.load(Ordering::Relaxed);
+        self.completed.store(value + 1, Ordering::Relaxed);
+    }
+}
+
+impl Counters {
+    fn new(max_workers: usize) -> Self {
+        Counters {
+            spawned: CachePadded::new(AtomicUsize::new(0)),
+            alive: AtomicUsize::new(0),
+            idle_tokens: AtomicUsize::new(0),
+            queued: CachePadded::new(AtomicUsize::new(0)),
+            blocked: AtomicUsize::new(0),
+            slots: (0..max_workers).map(|_| CachePadded::default()).collect(),
+        }
+    }
+
+    /// Whether every thread the pool may have has started (idle tokens no longer matter).
+    pub(crate) fn all_started(&self) -> bool {
+        self.spawned.load(Ordering::Relaxed) >= self.slots.len()
+    }
 }
 
 /// `try_submit` could not queue the task; it is handed back.
@@ -174,12 +215,13 @@ impl ThreadPoolExecutor {
     pub(crate) fn from_builder(builder: ThreadPoolBuilder) -> Self {
         let (sender, receiver) = crossbeam_channel::unbounded();
         let prefix = builder.resolved_prefix();
+        let max_workers = builder
+            .max_workers
+            .unwrap_or_else(crate::default_max_workers);
         ThreadPoolExecutor {
             inner: Arc::new(Inner {
                 id: PoolId::new(),
-                max_workers: builder
-                    .max_workers
-                    .unwrap_or_else(crate::default_max_workers),
+                max_workers,
                 prefix,
                 initializer: builder.initializer,
                 max_queued: builder.max_queued,
@@ -190,7 +232,7 @@ impl ThreadPoolExecutor {
                     broken: None,
                 }),
                 handles: Mutex::new(Vec::new()),
-                counters: Counters::default(),
+                counters: Counters::new(max_workers),
                 space: Mutex::new(()),
                 space_freed: Condvar::new(),
             }),
@@ -348,6 +390,9 @@ impl Inner {
     /// one if below `max_workers`. Called with the gate read-locked.
     fn adjust_workers(self: &Arc<Self>) {
         let counters = &self.counters;
+        if counters.all_started() {
+            return;
+        }
         // Ordering: the token count is a hint; a stale read starts a thread a little early or
         // late, as in CPython, never incorrectly.
         if counters
@@ -367,7 +412,7 @@ impl Inner {
         let inner = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name(format!("{}_{index}", self.prefix))
-            .spawn(move || worker::run(inner));
+            .spawn(move || worker::run(inner, index));
         match spawned {
             Ok(handle) => self.handles.lock().push(handle),
             Err(e) => {
@@ -464,13 +509,17 @@ impl Shutdown for ThreadPoolExecutor {
 impl Introspect for ThreadPoolExecutor {
     fn stats(&self) -> PoolStats {
         let c = &self.inner.counters;
-        PoolStats {
+        let mut stats = PoolStats {
             workers: c.alive.load(Ordering::Relaxed),
-            idle: c.idle.load(Ordering::Relaxed),
             queued: self.inner.receiver.len(),
-            running: c.running.load(Ordering::Relaxed),
-            completed: c.completed.load(Ordering::Relaxed),
+            ..PoolStats::default()
+        };
+        for slot in c.slots.iter() {
+            stats.idle += slot.idle.load(Ordering::Relaxed);
+            stats.running += slot.running.load(Ordering::Relaxed);
+            stats.completed += slot.completed.load(Ordering::Relaxed);
         }
+        stats
     }
 }
 

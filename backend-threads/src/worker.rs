@@ -17,11 +17,11 @@ use std::sync::atomic::Ordering;
 
 use executor_core::{PoolId, current_pool, enter_worker, panic_message};
 
-use crate::pool::Inner;
+use crate::pool::{Inner, WorkerSlot};
 
 thread_local! {
-    /// The pool this thread works for, so a task run inline is counted in that pool's stats.
-    static POOL: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+    /// The pool this thread works for and its slot, so that a task run inline is counted there.
+    static POOL: RefCell<Option<(Arc<Inner>, usize)>> = const { RefCell::new(None) };
 }
 
 /// `true` on the threads of the pool `id`.
@@ -31,29 +31,34 @@ pub(crate) fn is_worker_of(id: PoolId) -> bool {
 
 /// Runs a job inline on this worker (rule K2), counting it like any other.
 pub(crate) fn run_inline(run: impl FnOnce() -> bool) {
-    let inner = POOL.with(|p| p.borrow().clone());
-    let Some(inner) = inner else {
-        run();
-        return;
-    };
-    let counters = &inner.counters;
-    counters.running.fetch_add(1, Ordering::Relaxed);
-    let ran = run();
-    counters.running.fetch_sub(1, Ordering::Relaxed);
-    if ran {
-        counters.completed.fetch_add(1, Ordering::Relaxed);
+    let worker = POOL.with(|p| p.borrow().clone());
+    match worker {
+        Some((inner, index)) => count(&inner.counters.slots[index], run),
+        None => {
+            run();
+        }
     }
 }
 
-pub(crate) fn run(inner: Arc<Inner>) {
+/// Runs a job, counting it as running, then (if it ran) completed.
+fn count(slot: &WorkerSlot, run: impl FnOnce() -> bool) {
+    WorkerSlot::bump(&slot.running, 1);
+    let ran = run();
+    WorkerSlot::bump(&slot.running, -1);
+    if ran {
+        slot.count_completed();
+    }
+}
+
+pub(crate) fn run(inner: Arc<Inner>, index: usize) {
     let _worker = enter_worker(inner.id);
-    POOL.with(|p| *p.borrow_mut() = Some(Arc::clone(&inner)));
-    work(&inner);
+    POOL.with(|p| *p.borrow_mut() = Some((Arc::clone(&inner), index)));
+    work(&inner, &inner.counters.slots[index]);
     POOL.with(|p| p.borrow_mut().take());
     inner.counters.alive.fetch_sub(1, Ordering::AcqRel);
 }
 
-fn work(inner: &Inner) {
+fn work(inner: &Inner, slot: &WorkerSlot) {
     let counters = &inner.counters;
     if let Some(init) = &inner.initializer {
         let failure = match catch_unwind(AssertUnwindSafe(|| init())) {
@@ -66,29 +71,28 @@ fn work(inner: &Inner) {
             return;
         }
     }
-    // Ordering: the counters are statistics and hints (see `adjust_workers`).
+    // Ordering: the token count is a hint (see `adjust_workers`).
     let announce_idle = || {
-        counters.idle_tokens.fetch_add(1, Ordering::AcqRel);
+        if !counters.all_started() {
+            counters.idle_tokens.fetch_add(1, Ordering::AcqRel);
+        }
     };
     loop {
         // IDLE.
-        counters.idle.fetch_add(1, Ordering::Relaxed);
+        WorkerSlot::bump(&slot.idle, 1);
         let job = inner.receiver.recv();
-        counters.idle.fetch_sub(1, Ordering::Relaxed);
+        WorkerSlot::bump(&slot.idle, -1);
         let Ok(job) = job else { break };
         inner.release_space();
         // BUSY. The worker announces itself idle once the task has returned but before its
         // future completes, so a submitter woken by that completion reuses this thread (J2).
-        counters.running.fetch_add(1, Ordering::Relaxed);
         let mut announced = false;
-        let ran = job.run(&mut || {
-            announced = true;
-            announce_idle();
+        count(slot, || {
+            job.run(&mut || {
+                announced = true;
+                announce_idle();
+            })
         });
-        counters.running.fetch_sub(1, Ordering::Relaxed);
-        if ran {
-            counters.completed.fetch_add(1, Ordering::Relaxed);
-        }
         if !announced {
             announce_idle();
         }

@@ -5,11 +5,13 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::deadline::deadline_after;
 use crate::deadlock;
-use crate::error::{CancelledError, ResultError, TaskError, TimeoutError, WaitError};
+use crate::error::{
+    CancelledError, DeadlockError, ResultError, TaskError, TimeoutError, WaitError,
+};
 use crate::shared::Shared;
 use crate::state::State;
 use crate::task::{TaskId, TaskInfo};
@@ -207,13 +209,24 @@ impl<T> FutureHandle<T> {
     }
 
     /// Blocks until done or the timeout, mapping "not done" and "cancelled" to their errors.
-    /// Inside a task, first runs a queued task of the same pool inline and checks for a wait
-    /// cycle (rule K2, see [`crate::deadlock`]).
     fn wait_done(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
-        let deadline = deadline_after(timeout);
+        if !self
+            .wait_until(deadline_after(timeout))
+            .map_err(WaitError::Deadlock)?
+        {
+            let waited = timeout.unwrap_or(Duration::MAX);
+            return Err(WaitError::Timeout(TimeoutError::task(waited, self.info())));
+        }
+        self.done_outcome().map(|_| ())
+    }
+
+    /// Blocks until done (`Ok(true)`) or the deadline (`Ok(false)`). Inside a task, first runs a
+    /// queued task of the same pool inline, and fails at once if the wait closes a cycle (rule
+    /// K2, see [`crate::deadlock`]). Every blocking wait on a single future goes through here.
+    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, DeadlockError> {
         let _edge = match deadlock::current_task() {
             Some(waiter) if !self.done() => {
-                let edge = deadlock::wait_on(waiter, self.info()).map_err(WaitError::Deadlock)?;
+                let edge = deadlock::wait_on(waiter, self.info())?;
                 if let Some(job) = deadlock::current_pool().and_then(|p| self.shared.inline_job(p))
                 {
                     job.run_inline();
@@ -222,11 +235,7 @@ impl<T> FutureHandle<T> {
             }
             _ => None,
         };
-        if !self.shared.wait_until(deadline) {
-            let waited = timeout.unwrap_or(Duration::MAX);
-            return Err(WaitError::Timeout(TimeoutError::task(waited, self.info())));
-        }
-        self.done_outcome().map(|_| ())
+        Ok(self.shared.wait_until(deadline))
     }
 
     /// For a done future: `Err(Cancelled)` or the stored outcome.

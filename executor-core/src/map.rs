@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::deadline::deadline_after;
-use crate::error::{MapError, RejectReason, ResultError, TaskError, TimeoutError};
+use crate::error::{DeadlockError, MapError, RejectReason, ResultError, TaskError, TimeoutError};
 use crate::executor::{Executor, MapOptions};
 use crate::handle::FutureHandle;
 use crate::task::Task;
@@ -99,14 +99,19 @@ impl<O> Batch<O> {
         }
     }
 
-    /// Blocks until every part is done or the deadline passes; `true` if all are done.
-    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+    /// Blocks until every part is done (`Ok(true)`) or the deadline passes (`Ok(false)`); inside a
+    /// task, with the same inline running and cycle check as `result` (rule K2).
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, DeadlockError> {
         match &self.repr {
-            Repr::Chunk { future, .. } => future.shared().wait_until(deadline),
-            Repr::Items(items) => items
-                .iter()
-                .flatten()
-                .all(|f| f.shared().wait_until(deadline)),
+            Repr::Chunk { future, .. } => future.wait_until(deadline),
+            Repr::Items(items) => {
+                for future in items.iter().flatten() {
+                    if !future.wait_until(deadline)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
         }
     }
 
@@ -125,22 +130,13 @@ impl<O> Batch<O> {
     }
 
     /// The per-item outcomes of a done batch, in input order.
-    fn into_outcomes(self) -> VecDeque<Result<O, ResultError>> {
+    fn into_outcomes(self) -> Outcomes<O> {
         match self.repr {
             Repr::Chunk { future, len } => match future.into_result() {
-                Ok(items) => items
-                    .into_iter()
-                    .map(|item| item.map_err(ResultError::Failed))
-                    .collect(),
-                Err(e) => std::iter::repeat_n(e, len).map(Err).collect(),
+                Ok(items) => Outcomes::Chunk(items.into_iter()),
+                Err(e) => Outcomes::Same(e, len),
             },
-            Repr::Items(items) => items
-                .into_iter()
-                .map(|item| match item {
-                    Ok(future) => future.into_result(),
-                    Err(reason) => Err(ResultError::Rejected(reason)),
-                })
-                .collect(),
+            Repr::Items(items) => Outcomes::Items(items.into_iter()),
         }
     }
 }
@@ -157,6 +153,41 @@ impl<O> fmt::Debug for Batch<O> {
                 .debug_struct("Batch::Items")
                 .field("items", items)
                 .finish(),
+        }
+    }
+}
+
+/// The outcomes of one batch, converted to map items one at a time as they are read.
+enum Outcomes<O> {
+    Chunk(std::vec::IntoIter<Result<O, TaskError>>),
+    Items(std::vec::IntoIter<Result<FutureHandle<O>, RejectReason>>),
+    /// The same error for every item (a refused or cancelled chunk, a deadlock).
+    Same(ResultError, usize),
+}
+
+impl<O> Outcomes<O> {
+    fn none() -> Self {
+        Outcomes::Chunk(Vec::new().into_iter())
+    }
+}
+
+impl<O> Iterator for Outcomes<O> {
+    type Item = Result<O, ResultError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Outcomes::Chunk(items) => items.next().map(|r| r.map_err(ResultError::Failed)),
+            Outcomes::Items(items) => items.next().map(|item| match item {
+                Ok(future) => future.into_result(),
+                Err(reason) => Err(ResultError::Rejected(reason)),
+            }),
+            Outcomes::Same(error, left) => {
+                if *left == 0 {
+                    return None;
+                }
+                *left -= 1;
+                Some(Err(error.clone()))
+            }
         }
     }
 }
@@ -204,7 +235,7 @@ pub struct MapIter<'a, O> {
     /// Submitted, not yet read, oldest first.
     queue: VecDeque<Unit<O>>,
     /// Outcomes of the oldest batch, being handed out.
-    current: VecDeque<Result<O, ResultError>>,
+    current: Outcomes<O>,
     lazy: bool,
     deadline: Option<Instant>,
     timeout: Option<Duration>,
@@ -240,7 +271,7 @@ impl<'a, O> MapIter<'a, O> {
         let mut iter = MapIter {
             source: Some(Box::new(source)),
             queue: VecDeque::new(),
-            current: VecDeque::new(),
+            current: Outcomes::none(),
             lazy: options.get_buffersize().is_some(),
             deadline,
             timeout: options.get_timeout(),
@@ -289,7 +320,7 @@ impl<O> Iterator for MapIter<'_, O> {
     type Item = Result<O, ResultError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(outcome) = self.current.pop_front() {
+        if let Some(outcome) = self.current.next() {
             return Some(outcome);
         }
         if self.ended {
@@ -305,13 +336,20 @@ impl<O> Iterator for MapIter<'_, O> {
         let batch = match unit {
             Unit::Submitted(batch) => batch,
             Unit::Rejected(reason, len) => {
-                self.current = std::iter::repeat_n(reason, len)
-                    .map(|r| Err(ResultError::Rejected(r)))
-                    .collect();
-                return self.current.pop_front();
+                self.current = Outcomes::Same(ResultError::Rejected(reason), len);
+                return self.current.next();
             }
         };
-        if !batch.wait_until(self.deadline) {
+        let done = match batch.wait_until(self.deadline) {
+            Ok(done) => done,
+            Err(deadlock) => {
+                // This task waits on its own map in a cycle: its items can never be read.
+                batch.cancel();
+                self.current = Outcomes::Same(ResultError::Deadlock(deadlock), batch.len());
+                return self.current.next();
+            }
+        };
+        if !done {
             let unread: usize = batch.unfinished()
                 + self
                     .queue
@@ -333,7 +371,7 @@ impl<O> Iterator for MapIter<'_, O> {
             ))));
         }
         self.current = batch.into_outcomes();
-        self.current.pop_front()
+        self.current.next()
     }
 }
 
@@ -347,7 +385,6 @@ impl<O> fmt::Debug for MapIter<'_, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MapIter")
             .field("queued_units", &self.queue.len())
-            .field("ready_items", &self.current.len())
             .field("lazy", &self.lazy)
             .field("submitted", &self.submitted)
             .field("ended", &self.ended)

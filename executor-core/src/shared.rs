@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use crossbeam_utils::Backoff;
 use parking_lot::{Condvar, Mutex};
 
 use crate::deadlock::{InlineJob, InlineRunner, PoolId};
@@ -251,9 +252,20 @@ impl<T> Shared<T> {
 
     /// Blocks until done or until the deadline (`None`: forever). Returns whether it is done.
     /// Spurious wake-ups loop back to the same deadline (rule C2).
+    ///
+    /// Before parking it spins, then yields, for a few microseconds (crossbeam's `Backoff`, as
+    /// its channels do): a short task on another core is usually done by then, and a wake-up
+    /// through the condvar costs tens of microseconds.
     pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        if self.state.load().is_done() {
-            return true;
+        let backoff = Backoff::new();
+        while !backoff.is_completed() {
+            if self.state.load().is_done() {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            backoff.snooze();
         }
         let mut inner = self.inner.lock();
         while !self.state.load().is_done() {

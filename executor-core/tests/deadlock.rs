@@ -114,3 +114,25 @@ fn plain_threads_wait_normally() {
     let f = pool.submit(|| 1).unwrap();
     assert_eq!(*f.result(Some(Duration::from_secs(30))).unwrap(), 1);
 }
+
+/// `map` waits the same way as `result`: a one-worker pool whose task maps over its own pool
+/// runs the chunks itself instead of hanging.
+#[test]
+fn one_worker_pool_task_maps_over_its_own_pool() {
+    use executor_core::MapOptions;
+    for chunksize in [1, 3] {
+        let pool = Arc::new(ReferencePool::new(1));
+        let inner_pool = Arc::clone(&pool);
+        let outer = pool
+            .submit(move || {
+                let squares = (1..=7u64).map(|n| move || n * n);
+                inner_pool
+                    .map(squares, MapOptions::new().chunksize(chunksize))
+                    .expect("map from a task")
+                    .map(|r| r.expect("item"))
+                    .sum::<u64>()
+            })
+            .unwrap();
+        assert_eq!(*outer.result(Some(Duration::from_secs(30))).unwrap(), 140);
+    }
+}
