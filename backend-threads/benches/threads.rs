@@ -3,11 +3,12 @@
 //! - `round_trip`: submit one no-op task and wait for its result;
 //! - `submit_100k`: submit 100,000 no-op tasks, then collect every result;
 //! - `map_1m`: map over 1,000,000 no-op items at chunksize 1, 64 and 4096, against rayon's
-//!   `par_iter` on the same work.
+//!   `par_iter` on the same work;
+//! - `map_primes_200k`: the same on real work, `is_prime` over 200,000 integers.
 //!
 //! Peers: tokio's `spawn_blocking`, rayon's `spawn` with a channel, and the `threadpool` crate's
-//! `execute` with a channel. Every pool has as many threads as the machine has cores and is built
-//! outside the timed code.
+//! `execute`, with a channel to collect results and fire-and-forget (then `join`). Every pool has
+//! as many threads as the machine has cores and is built outside the timed code.
 //!
 //! ```text
 //! cargo bench -p backend-threads --bench threads
@@ -148,6 +149,16 @@ fn submit_100k(c: &mut Criterion) {
             rx.iter().sum::<u64>()
         })
     });
+    group.bench_function("threadpool execute fire-and-forget+join", |b| {
+        b.iter(|| {
+            for i in 0..BATCH {
+                tp.execute(move || {
+                    black_box(i);
+                });
+            }
+            tp.join();
+        })
+    });
     group.finish();
 }
 
@@ -194,11 +205,69 @@ fn map_1m(c: &mut Criterion) {
     group.finish();
 }
 
+fn is_prime(n: u64) -> bool {
+    if n < 2 {
+        return false;
+    }
+    if n % 2 == 0 {
+        return n == 2;
+    }
+    let mut d = 3;
+    while d * d <= n {
+        if n % d == 0 {
+            return false;
+        }
+        d += 2;
+    }
+    true
+}
+
+/// The same map on real (if small) work: `is_prime` over the 200,000 integers from 1,000,000.
+fn map_primes(c: &mut Criterion) {
+    const FROM: u64 = 1_000_000;
+    const COUNT: u64 = 200_000;
+    let mut group = c.benchmark_group("map_primes_200k");
+    group.throughput(Throughput::Elements(COUNT));
+    group.sample_size(10);
+
+    let pool = ours();
+    for chunksize in [1usize, 64, 4096] {
+        group.bench_with_input(
+            BenchmarkId::new("backend-threads map", chunksize),
+            &chunksize,
+            |b, &chunksize| {
+                b.iter(|| {
+                    pool.map(
+                        (FROM..FROM + COUNT).map(|n| move || is_prime(n)),
+                        MapOptions::new().chunksize(chunksize),
+                    )
+                    .unwrap()
+                    .filter(|r| *r.as_ref().unwrap())
+                    .count()
+                })
+            },
+        );
+    }
+
+    let rayon = rayon_pool();
+    group.bench_function("rayon par_iter", |b| {
+        b.iter(|| {
+            rayon.install(|| {
+                (FROM..FROM + COUNT)
+                    .into_par_iter()
+                    .filter(|&n| is_prime(n))
+                    .count()
+            })
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = round_trip, submit_100k, map_1m
+    targets = round_trip, submit_100k, map_1m, map_primes
 }
 criterion_main!(benches);

@@ -339,14 +339,17 @@ impl Error for TaskError {
 /// assert!(e.is_cancelled());
 /// assert_eq!(e.to_string(), format!("task `upload` ({}) was cancelled", f.id()));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelledError {
-    task: TaskInfo,
+    /// Boxed, like every variant of [`ResultError`], to keep map items small.
+    task: Box<TaskInfo>,
 }
 
 impl CancelledError {
     pub(crate) fn new(task: TaskInfo) -> Self {
-        CancelledError { task }
+        CancelledError {
+            task: Box::new(task),
+        }
     }
 
     /// The cancelled task.
@@ -358,7 +361,7 @@ impl CancelledError {
     /// assert_eq!(e.task().id(), f.id());
     /// ```
     pub fn task(&self) -> TaskInfo {
-        self.task
+        *self.task
     }
 }
 
@@ -380,7 +383,10 @@ impl Error for CancelledError {}
 /// assert!(e.to_string().starts_with("timed out after"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimeoutError {
+pub struct TimeoutError(Box<TimeoutInner>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TimeoutInner {
     after: Duration,
     what: TimeoutWhat,
 }
@@ -393,17 +399,17 @@ enum TimeoutWhat {
 
 impl TimeoutError {
     pub(crate) fn task(after: Duration, task: TaskInfo) -> Self {
-        TimeoutError {
+        TimeoutError(Box::new(TimeoutInner {
             after,
             what: TimeoutWhat::Task(task),
-        }
+        }))
     }
 
     pub(crate) fn with_unfinished(after: Duration, unfinished: usize, total: usize) -> Self {
-        TimeoutError {
+        TimeoutError(Box::new(TimeoutInner {
             after,
             what: TimeoutWhat::Unfinished { unfinished, total },
-        }
+        }))
     }
 
     /// How long the caller waited (the timeout it gave).
@@ -415,7 +421,7 @@ impl TimeoutError {
     /// assert_eq!(e.after(), Duration::from_millis(1));
     /// ```
     pub fn after(&self) -> Duration {
-        self.after
+        self.0.after
     }
 
     /// For `as_completed` and `map`: how many of how many were still unfinished.
@@ -428,7 +434,7 @@ impl TimeoutError {
     /// assert_eq!(e.unfinished(), Some((1, 1)));
     /// ```
     pub fn unfinished(&self) -> Option<(usize, usize)> {
-        match self.what {
+        match self.0.what {
             TimeoutWhat::Unfinished { unfinished, total } => Some((unfinished, total)),
             TimeoutWhat::Task(_) => None,
         }
@@ -437,18 +443,18 @@ impl TimeoutError {
 
 impl fmt::Display for TimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.what {
+        match &self.0.what {
             TimeoutWhat::Task(task) => {
                 write!(
                     f,
                     "timed out after {:?} waiting for task {task}",
-                    self.after
+                    self.0.after
                 )
             }
             TimeoutWhat::Unfinished { unfinished, total } => write!(
                 f,
                 "timed out after {:?} with {unfinished} (of {total}) futures unfinished",
-                self.after
+                self.0.after
             ),
         }
     }
@@ -465,7 +471,7 @@ impl Error for TimeoutError {}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadlockError {
-    cycle: Vec<TaskInfo>,
+    cycle: Arc<Vec<TaskInfo>>,
 }
 
 impl DeadlockError {
@@ -482,7 +488,9 @@ impl DeadlockError {
     /// );
     /// ```
     pub fn new(cycle: Vec<TaskInfo>) -> Self {
-        DeadlockError { cycle }
+        DeadlockError {
+            cycle: Arc::new(cycle),
+        }
     }
 
     /// The tasks of the cycle, in waiting order.
@@ -766,9 +774,12 @@ pub enum BrokenKind {
 /// assert_eq!(e.reason(), "worker pid 77 was killed by signal 9");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokenExecutor {
+pub struct BrokenExecutor(Arc<BrokenInner>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct BrokenInner {
     kind: BrokenKind,
-    reason: Arc<str>,
+    reason: String,
 }
 
 impl BrokenExecutor {
@@ -777,11 +788,11 @@ impl BrokenExecutor {
     /// ```
     /// let _ = executor_core::BrokenExecutor::new(executor_core::BrokenKind::Other, "gone");
     /// ```
-    pub fn new(kind: BrokenKind, reason: impl Into<Arc<str>>) -> Self {
-        BrokenExecutor {
+    pub fn new(kind: BrokenKind, reason: impl Into<String>) -> Self {
+        BrokenExecutor(Arc::new(BrokenInner {
             kind,
             reason: reason.into(),
-        }
+        }))
     }
 
     /// Which kind of executor broke.
@@ -791,7 +802,7 @@ impl BrokenExecutor {
     /// assert_eq!(e.kind(), executor_core::BrokenKind::Other);
     /// ```
     pub fn kind(&self) -> BrokenKind {
-        self.kind
+        self.0.kind
     }
 
     /// Why it broke.
@@ -801,18 +812,18 @@ impl BrokenExecutor {
     /// assert_eq!(e.reason(), "gone");
     /// ```
     pub fn reason(&self) -> &str {
-        &self.reason
+        &self.0.reason
     }
 }
 
 impl fmt::Display for BrokenExecutor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.kind {
+        let what = match self.0.kind {
             BrokenKind::ThreadPool => "thread pool",
             BrokenKind::ProcessPool => "process pool",
             BrokenKind::Other => "executor",
         };
-        write!(f, "{what} is broken: {}", self.reason)
+        write!(f, "{what} is broken: {}", self.0.reason)
     }
 }
 

@@ -169,10 +169,33 @@ impl<O> Outcomes<O> {
     fn none() -> Self {
         Outcomes::Chunk(Vec::new().into_iter())
     }
+
+    /// Item by item, through `next` (the slow variants).
+    fn by_ref_items(mut self) -> impl Iterator<Item = Result<O, ResultError>> {
+        std::iter::from_fn(move || self.next())
+    }
 }
 
 impl<O> Iterator for Outcomes<O> {
     type Item = Result<O, ResultError>;
+
+    fn fold<B, F>(self, init: B, mut f: F) -> B
+    where
+        F: FnMut(B, Self::Item) -> B,
+    {
+        match self {
+            Outcomes::Chunk(items) => {
+                items.fold(init, |acc, r| f(acc, r.map_err(ResultError::Failed)))
+            }
+            other => {
+                let mut acc = init;
+                for item in other.by_ref_items() {
+                    acc = f(acc, item);
+                }
+                acc
+            }
+        }
+    }
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
@@ -316,28 +339,34 @@ impl<'a, O> MapIter<'a, O> {
     }
 }
 
-impl<O> Iterator for MapIter<'_, O> {
-    type Item = Result<O, ResultError>;
+/// What [`MapIter::advance`] did once the current batch's outcomes were used up.
+enum Step<O> {
+    /// The next batch's outcomes are in `current`.
+    Loaded,
+    /// A final item (the timeout error); the iterator has ended.
+    Last(Result<O, ResultError>),
+    /// Nothing more.
+    End,
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(outcome) = self.current.next() {
-            return Some(outcome);
-        }
+impl<O> MapIter<'_, O> {
+    /// Tops the buffer up, waits for the oldest batch and loads its outcomes into `current`.
+    fn advance(&mut self) -> Step<O> {
         if self.ended {
-            return None;
+            return Step::End;
         }
         if self.lazy {
             self.pull();
         }
         let Some(unit) = self.queue.pop_front() else {
             self.ended = true;
-            return None;
+            return Step::End;
         };
         let batch = match unit {
             Unit::Submitted(batch) => batch,
             Unit::Rejected(reason, len) => {
                 self.current = Outcomes::Same(ResultError::Rejected(reason), len);
-                return self.current.next();
+                return Step::Loaded;
             }
         };
         let done = match batch.wait_until(self.deadline) {
@@ -346,7 +375,7 @@ impl<O> Iterator for MapIter<'_, O> {
                 // This task waits on its own map in a cycle: its items can never be read.
                 batch.cancel();
                 self.current = Outcomes::Same(ResultError::Deadlock(deadlock), batch.len());
-                return self.current.next();
+                return Step::Loaded;
             }
         };
         if !done {
@@ -364,14 +393,48 @@ impl<O> Iterator for MapIter<'_, O> {
             self.queue.clear();
             self.ended = true;
             let waited = self.timeout.unwrap_or(Duration::MAX);
-            return Some(Err(ResultError::Timeout(TimeoutError::with_unfinished(
+            return Step::Last(Err(ResultError::Timeout(TimeoutError::with_unfinished(
                 waited,
                 unread,
                 self.submitted,
             ))));
         }
         self.current = batch.into_outcomes();
-        self.current.next()
+        Step::Loaded
+    }
+}
+
+impl<O> Iterator for MapIter<'_, O> {
+    type Item = Result<O, ResultError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(outcome) = self.current.next() {
+                return Some(outcome);
+            }
+            match self.advance() {
+                Step::Loaded => continue,
+                Step::Last(item) => return Some(item),
+                Step::End => return None,
+            }
+        }
+    }
+
+    /// A batch at a time, so that `collect`, `sum` and `for_each` run a tight loop over each
+    /// chunk's outcomes.
+    fn fold<B, F>(mut self, init: B, mut f: F) -> B
+    where
+        F: FnMut(B, Self::Item) -> B,
+    {
+        let mut acc = init;
+        loop {
+            acc = std::mem::replace(&mut self.current, Outcomes::none()).fold(acc, &mut f);
+            match self.advance() {
+                Step::Loaded => continue,
+                Step::Last(item) => return f(acc, item),
+                Step::End => return acc,
+            }
+        }
     }
 }
 
@@ -389,5 +452,15 @@ impl<O> fmt::Debug for MapIter<'_, O> {
             .field("submitted", &self.submitted)
             .field("ended", &self.ended)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Map items are moved through several layers per item: keep them small.
+    #[test]
+    fn map_items_stay_small() {
+        assert!(std::mem::size_of::<crate::ResultError>() <= 16);
+        assert!(std::mem::size_of::<Result<u64, crate::ResultError>>() <= 24);
     }
 }
