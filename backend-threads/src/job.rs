@@ -22,14 +22,10 @@ pub(crate) struct Queued<T: Task> {
 }
 
 impl<T: Task> Queued<T> {
-    pub(crate) fn empty() -> Self {
+    pub(crate) fn new(promise: Promise<T::Output>, task: T) -> Self {
         Queued {
-            slot: Mutex::new(None),
+            slot: Mutex::new(Some((promise, task))),
         }
-    }
-
-    pub(crate) fn fill(&self, promise: Promise<T::Output>, task: T) {
-        *self.slot.lock() = Some((promise, task));
     }
 
     fn take(&self) -> Option<(Promise<T::Output>, T)> {

@@ -8,9 +8,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_utils::CachePadded;
 use executor_core::{
-    Batch, BrokenExecutor, BrokenKind, Chunk, Executor, FutureHandle, InlineJob, Introspect,
-    PoolId, PoolStats, Promise, RejectReason, Shutdown, ShutdownOptions, SubmitError, Task,
-    TaskError,
+    Batch, BrokenExecutor, BrokenKind, Chunk, Executor, FutureHandle, Introspect, PoolId,
+    PoolStats, Promise, RejectReason, Shutdown, ShutdownOptions, SubmitError, Task, TaskError,
 };
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -298,11 +297,13 @@ impl Inner {
             (None, None) => return Err(self.refuse(RejectReason::Shutdown, task)),
             (None, Some(sender)) => sender,
         };
-        let (promise, future) = Promise::for_task(&task);
-        let job = Arc::new(Queued::<T>::empty());
-        let inline: Arc<dyn InlineJob> = job.clone();
-        promise.allow_inline(self.id, Arc::downgrade(&inline));
-        job.fill(promise, task);
+        let mut future = None;
+        let job = Arc::new_cyclic(|me: &std::sync::Weak<Queued<T>>| {
+            let (promise, f) = Promise::for_task_inline(&task, self.id, me.clone());
+            future = Some(f);
+            Queued::new(promise, task)
+        });
+        let future = future.expect("`new_cyclic` ran the constructor");
         if sender.send(job).is_err() {
             unreachable!("the pool's receiver lives as long as the pool");
         }

@@ -58,7 +58,11 @@ impl<T> Promise<T> {
     /// assert_eq!(f.info().name(), "download");
     /// ```
     pub fn named(name: &'static str) -> (Promise<T>, FutureHandle<T>) {
-        let shared = Arc::new(Shared::new(TaskInfo::new(TaskId::next(), name)));
+        Promise::make(name, None)
+    }
+
+    fn make(name: &'static str, inline: Option<InlineRunner>) -> (Promise<T>, FutureHandle<T>) {
+        let shared = Arc::new(Shared::new(TaskInfo::new(TaskId::next(), name), inline));
         let future = FutureHandle::from_shared(Arc::clone(&shared));
         (Promise { shared }, future)
     }
@@ -75,6 +79,46 @@ impl<T> Promise<T> {
     /// ```
     pub fn for_task<K: Task<Output = T>>(task: &K) -> (Promise<T>, FutureHandle<T>) {
         Promise::named(task.name())
+    }
+
+    /// [`for_task`](Promise::for_task) and [`allow_inline`](Promise::allow_inline) in one step,
+    /// without taking the future's lock: the form for a pool's hot path, typically inside
+    /// `Arc::new_cyclic` so that the job can name itself.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use executor_core::{FutureHandle, InlineJob, PoolId, Promise, Task};
+    ///
+    /// struct Queued<T: Task>(Mutex<Option<(Promise<T::Output>, T)>>);
+    /// impl<T: Task> InlineJob for Queued<T> {
+    ///     fn run_inline(&self) {
+    ///         let taken = self.0.lock().unwrap().take();
+    ///         if let Some((promise, task)) = taken {
+    ///             promise.run(task);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let task = || 3;
+    /// let mut future: Option<FutureHandle<i32>> = None;
+    /// let job = Arc::new_cyclic(|me| {
+    ///     let (promise, f) = Promise::for_task_inline(&task, PoolId::new(), me.clone());
+    ///     future = Some(f);
+    ///     Queued(Mutex::new(Some((promise, task))))
+    /// });
+    /// job.run_inline();
+    /// assert_eq!(future.unwrap().into_result().unwrap(), 3);
+    /// ```
+    pub fn for_task_inline<K, J>(
+        task: &K,
+        pool: PoolId,
+        job: Weak<J>,
+    ) -> (Promise<T>, FutureHandle<T>)
+    where
+        K: Task<Output = T>,
+        J: InlineJob + 'static,
+    {
+        Promise::make(task.name(), Some(InlineRunner { pool, job }))
     }
 
     /// The future's id and task name.

@@ -16,6 +16,7 @@
 //! 3. Run the callbacks in the order added, each guarded against panics (rules B1, B3).
 //! 4. Clear "settling" and wake whoever waits to take the value.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -43,8 +44,6 @@ enum Listener<T> {
 
 struct Inner<T> {
     listeners: Vec<Listener<T>>,
-    /// Done, but callbacks still run with a lent handle: the value may not be moved out yet.
-    settling: bool,
     /// How a waiting worker of the same pool may run the task itself (rule K2).
     inline: Option<InlineRunner>,
 }
@@ -55,6 +54,10 @@ pub(crate) struct Shared<T> {
     /// Written once, under the lock, before the state becomes `Finished`.
     outcome: OnceLock<Result<T, TaskError>>,
     inner: Mutex<Inner<T>>,
+    /// Done, but callbacks still run with a lent handle: the value may not be moved out yet.
+    /// Written under the lock, before the state word says "done" (so a reader that sees "done"
+    /// and not "settling" needs no lock); read without it.
+    settling: AtomicBool,
     /// Signalled on every change a blocked thread may wait for (done, settled).
     changed: Condvar,
 }
@@ -66,16 +69,16 @@ struct Fired<T> {
 }
 
 impl<T> Shared<T> {
-    pub(crate) fn new(info: TaskInfo) -> Self {
+    pub(crate) fn new(info: TaskInfo, inline: Option<InlineRunner>) -> Self {
         Shared {
             state: AtomicState::new(),
             info,
             outcome: OnceLock::new(),
             inner: Mutex::new(Inner {
                 listeners: Vec::new(),
-                settling: false,
-                inline: None,
+                inline,
             }),
+            settling: AtomicBool::new(false),
             changed: Condvar::new(),
         }
     }
@@ -123,8 +126,9 @@ impl<T> Shared<T> {
             let mut inner = self.inner.lock();
             match self.state.load() {
                 State::Pending => {
+                    let fired = self.take_listeners(&mut inner, false);
                     self.state.store(State::Cancelled);
-                    take_listeners(&mut inner, false)
+                    fired
                 }
                 State::Cancelled => return true,
                 State::Running | State::Finished => return false,
@@ -154,8 +158,9 @@ impl<T> Shared<T> {
                     if self.outcome.set(outcome).is_err() {
                         unreachable!("future {} had an outcome before it finished", self.info);
                     }
+                    let fired = self.take_listeners(&mut inner, failed);
                     self.state.store(State::Finished);
-                    take_listeners(&mut inner, failed)
+                    fired
                 }
                 done => return Err(InvalidStateError::new(done, self.info.id(), outcome)),
             }
@@ -186,7 +191,9 @@ impl<T> Shared<T> {
         }
         let wakers = {
             let mut inner = self.inner.lock();
-            inner.settling = false;
+            // Ordering: `Release` pairs with the `Acquire` in `wait_settled`/`poll_done`, which then
+            // see every callback's effects as done.
+            self.settling.store(false, Ordering::Release);
             std::mem::take(&mut inner.listeners)
         };
         self.changed.notify_all();
@@ -281,10 +288,30 @@ impl<T> Shared<T> {
         true
     }
 
+    /// Done, and no callback holds a lent handle any more.
+    fn is_settled(&self) -> bool {
+        // Ordering: the state's `Acquire` sees a `settling` written before it (see the field).
+        self.state.load().is_done() && !self.settling.load(Ordering::Acquire)
+    }
+
+    /// Step 1's tail, under the lock and before the state is stored: hand over the listeners;
+    /// keep the future "settling" while callbacks run.
+    fn take_listeners(&self, inner: &mut Inner<T>, failed: bool) -> Fired<T> {
+        inner.inline = None;
+        let listeners = std::mem::take(&mut inner.listeners);
+        let settling = listeners.iter().any(|l| matches!(l, Listener::Callback(_)));
+        // Ordering: published by the state word's `Release` store that follows.
+        self.settling.store(settling, Ordering::Relaxed);
+        Fired { listeners, failed }
+    }
+
     /// Blocks until done and settled (callbacks have returned their lent handle).
     pub(crate) fn wait_settled(&self) {
+        if self.is_settled() {
+            return;
+        }
         let mut inner = self.inner.lock();
-        while !self.state.load().is_done() || inner.settling {
+        while !self.is_settled() {
             self.changed.wait(&mut inner);
         }
     }
@@ -295,8 +322,11 @@ impl<T> Shared<T> {
         if !settled && self.state.load().is_done() {
             return Poll::Ready(());
         }
+        if settled && self.is_settled() {
+            return Poll::Ready(());
+        }
         let mut inner = self.inner.lock();
-        if self.state.load().is_done() && !(settled && inner.settling) {
+        if self.state.load().is_done() && !(settled && self.settling.load(Ordering::Acquire)) {
             return Poll::Ready(());
         }
         let waker = cx.waker();
@@ -309,12 +339,4 @@ impl<T> Shared<T> {
         }
         Poll::Pending
     }
-}
-
-/// Step 1's tail: hand over the listeners; keep the future "settling" while callbacks run.
-fn take_listeners<T>(inner: &mut Inner<T>, failed: bool) -> Fired<T> {
-    inner.inline = None;
-    let listeners = std::mem::take(&mut inner.listeners);
-    inner.settling = listeners.iter().any(|l| matches!(l, Listener::Callback(_)));
-    Fired { listeners, failed }
 }
