@@ -17,6 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::blocking::BlockingRefused;
 use crate::state::State;
 use crate::task::{TaskId, TaskInfo};
 
@@ -534,6 +535,8 @@ pub enum WaitError {
     Timeout(TimeoutError),
     /// The wait would never end: tasks wait on each other in a cycle.
     Deadlock(DeadlockError),
+    /// This thread must not block (an async runtime's thread); await the future instead.
+    Refused(BlockingRefused),
 }
 
 impl fmt::Display for WaitError {
@@ -542,6 +545,7 @@ impl fmt::Display for WaitError {
             WaitError::Cancelled(e) => e.fmt(f),
             WaitError::Timeout(e) => e.fmt(f),
             WaitError::Deadlock(e) => e.fmt(f),
+            WaitError::Refused(e) => e.fmt(f),
         }
     }
 }
@@ -552,6 +556,7 @@ impl Error for WaitError {
             WaitError::Cancelled(e) => Some(e),
             WaitError::Timeout(e) => Some(e),
             WaitError::Deadlock(e) => Some(e),
+            WaitError::Refused(e) => Some(e),
         }
     }
 }
@@ -580,6 +585,8 @@ pub enum ResultError {
     Failed(TaskError),
     /// The wait would never end: tasks wait on each other in a cycle.
     Deadlock(DeadlockError),
+    /// This thread must not block (an async runtime's thread); await the future instead.
+    Refused(BlockingRefused),
     /// Only from `map`: the executor refused to take this item (it was shut down or broke while
     /// the map was still submitting lazily, with `buffersize`).
     Rejected(RejectReason),
@@ -628,6 +635,7 @@ impl From<WaitError> for ResultError {
             WaitError::Cancelled(e) => ResultError::Cancelled(e),
             WaitError::Timeout(e) => ResultError::Timeout(e),
             WaitError::Deadlock(e) => ResultError::Deadlock(e),
+            WaitError::Refused(e) => ResultError::Refused(e),
         }
     }
 }
@@ -639,6 +647,7 @@ impl fmt::Display for ResultError {
             ResultError::Timeout(e) => e.fmt(f),
             ResultError::Failed(e) => e.fmt(f),
             ResultError::Deadlock(e) => e.fmt(f),
+            ResultError::Refused(e) => e.fmt(f),
             ResultError::Rejected(e) => e.fmt(f),
         }
     }
@@ -651,6 +660,7 @@ impl Error for ResultError {
             ResultError::Timeout(e) => Some(e),
             ResultError::Failed(e) => Some(e),
             ResultError::Deadlock(e) => Some(e),
+            ResultError::Refused(e) => Some(e),
             ResultError::Rejected(e) => Some(e),
         }
     }

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::deadline::deadline_after;
+use crate::blocking;
+use crate::deadline::{deadline_after, passed};
 use crate::deadlock;
-use crate::error::{
-    CancelledError, DeadlockError, ResultError, TaskError, TimeoutError, WaitError,
-};
+use crate::error::{CancelledError, ResultError, TaskError, TimeoutError, WaitError};
 use crate::shared::Shared;
 use crate::state::State;
 use crate::task::{TaskId, TaskInfo};
@@ -176,7 +175,7 @@ impl<T> FutureHandle<T> {
     /// assert_eq!(bytes, [1, 2, 3]);
     /// ```
     pub fn into_result(mut self) -> Result<T, ResultError> {
-        if let Err(e @ WaitError::Deadlock(_)) = self.wait_done(None) {
+        if let Err(e @ (WaitError::Deadlock(_) | WaitError::Refused(_))) = self.wait_done(None) {
             return Err(e.into());
         }
         self.shared.wait_settled();
@@ -210,10 +209,7 @@ impl<T> FutureHandle<T> {
 
     /// Blocks until done or the timeout, mapping "not done" and "cancelled" to their errors.
     fn wait_done(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
-        if !self
-            .wait_until(deadline_after(timeout))
-            .map_err(WaitError::Deadlock)?
-        {
+        if !self.wait_until(deadline_after(timeout))? {
             let waited = timeout.unwrap_or(Duration::MAX);
             return Err(WaitError::Timeout(TimeoutError::task(waited, self.info())));
         }
@@ -222,11 +218,12 @@ impl<T> FutureHandle<T> {
 
     /// Blocks until done (`Ok(true)`) or the deadline (`Ok(false)`). Inside a task, first runs a
     /// queued task of the same pool inline, and fails at once if the wait closes a cycle (rule
-    /// K2, see [`crate::deadlock`]). Every blocking wait on a single future goes through here.
-    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, DeadlockError> {
+    /// K2, see [`crate::deadlock`]); on a thread with a [blocking policy](crate::blocking), parks
+    /// only as the policy allows. Every blocking wait on a single future goes through here.
+    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, WaitError> {
         let _edge = match deadlock::current_task() {
             Some(waiter) if !self.done() => {
-                let edge = deadlock::wait_on(waiter, self.info())?;
+                let edge = deadlock::wait_on(waiter, self.info()).map_err(WaitError::Deadlock)?;
                 if let Some(job) = deadlock::current_pool().and_then(|p| self.shared.inline_job(p))
                 {
                     job.run_inline();
@@ -235,7 +232,10 @@ impl<T> FutureHandle<T> {
             }
             _ => None,
         };
-        Ok(self.shared.wait_until(deadline))
+        if self.done() || passed(deadline) {
+            return Ok(self.done());
+        }
+        blocking::block(|| self.shared.wait_until(deadline)).map_err(WaitError::Refused)
     }
 
     /// For a done future: `Err(Cancelled)` or the stored outcome.

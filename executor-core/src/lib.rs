@@ -196,6 +196,7 @@
 #![forbid(unsafe_code)]
 
 mod as_completed;
+pub mod blocking;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod deadline;
@@ -212,6 +213,7 @@ mod unwind;
 mod wait;
 
 pub use as_completed::{AsCompleted, as_completed};
+pub use blocking::{BlockingPolicy, BlockingRefused, PolicyGuard, blocking_policy};
 pub use deadlock::{InlineJob, PoolId, WorkerGuard, current_pool, enter_worker};
 pub use error::{
     BrokenExecutor, BrokenKind, CancelledError, DeadlockError, InvalidStateError, MapError,

@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::deadline::deadline_after;
-use crate::error::{DeadlockError, MapError, RejectReason, ResultError, TaskError, TimeoutError};
+use crate::error::{MapError, RejectReason, ResultError, TaskError, TimeoutError, WaitError};
 use crate::executor::{Executor, MapOptions};
 use crate::handle::FutureHandle;
 use crate::task::Task;
@@ -101,7 +101,7 @@ impl<O> Batch<O> {
 
     /// Blocks until every part is done (`Ok(true)`) or the deadline passes (`Ok(false)`); inside a
     /// task, with the same inline running and cycle check as `result` (rule K2).
-    fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, DeadlockError> {
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, WaitError> {
         match &self.repr {
             Repr::Chunk { future, .. } => future.wait_until(deadline),
             Repr::Items(items) => {
@@ -371,10 +371,11 @@ impl<O> MapIter<'_, O> {
         };
         let done = match batch.wait_until(self.deadline) {
             Ok(done) => done,
-            Err(deadlock) => {
-                // This task waits on its own map in a cycle: its items can never be read.
+            Err(e) => {
+                // A wait cycle through this map, or a thread that must not block: the batch's
+                // items cannot be read here.
                 batch.cancel();
-                self.current = Outcomes::Same(ResultError::Deadlock(deadlock), batch.len());
+                self.current = Outcomes::Same(e.into(), batch.len());
                 return Step::Loaded;
             }
         };

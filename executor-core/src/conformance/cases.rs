@@ -443,10 +443,10 @@ where
     let r = wait([&slow, &failing], Some(LIMIT), ReturnWhen::FirstException);
     assert_eq!(r.done.len(), 1);
     assert_eq!(r.not_done[0].id(), slow.id());
+    // `slow` is still blocked when `as_completed` starts, so `fast` (done) must come first.
+    let completed = as_completed([&slow, &fast], Some(LIMIT));
     gate.release();
-    let order: Vec<_> = as_completed([&slow, &fast], Some(LIMIT))
-        .map(|f| f.unwrap().id())
-        .collect();
+    let order: Vec<_> = completed.map(|f| f.unwrap().id()).collect();
     assert_eq!(order, [fast.id(), slow.id()]);
 }
 
