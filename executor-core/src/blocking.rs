@@ -94,8 +94,11 @@ impl Drop for PolicyGuard {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockingRefused {
     /// Boxed to keep `ResultError` (and so every `map` item) small.
-    advice: Box<&'static str>,
+    advice: Box<Advice>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Advice(&'static str);
 
 impl BlockingRefused {
     /// What to do instead.
@@ -108,13 +111,13 @@ impl BlockingRefused {
     /// assert_eq!(e.advice(), "await it");
     /// ```
     pub fn advice(&self) -> &'static str {
-        *self.advice
+        self.advice.0
     }
 }
 
 impl fmt::Display for BlockingRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "refused to block this thread: {}", self.advice)
+        write!(f, "refused to block this thread: {}", self.advice.0)
     }
 }
 
@@ -125,7 +128,7 @@ pub(crate) fn block<R>(wait: impl FnOnce() -> R) -> Result<R, BlockingRefused> {
     match POLICY.with(Cell::get) {
         None => Ok(wait()),
         Some(BlockingPolicy::Refuse(advice)) => Err(BlockingRefused {
-            advice: Box::new(advice),
+            advice: Box::new(Advice(advice)),
         }),
         Some(BlockingPolicy::Wrap(section)) => {
             let mut wait = Some(wait);
