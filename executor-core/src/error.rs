@@ -56,6 +56,7 @@ enum FailureKind {
     Error,
     Abandoned,
     Broken,
+    Stopped,
 }
 
 impl TaskError {
@@ -132,6 +133,27 @@ impl TaskError {
         let mut e = TaskError::new(FailureKind::Broken, broken.to_string());
         Arc::make_mut(&mut e.0).broken = Some(broken);
         e
+    }
+
+    /// A running task that was stopped on request (an async task aborted at its next `.await`,
+    /// a process worker terminated): an explicitly named operation, distinct from `cancel()`,
+    /// which never touches a running task.
+    ///
+    /// ```
+    /// let e = executor_core::TaskError::stopped("stopped at its next await");
+    /// assert!(e.is_stopped());
+    /// ```
+    pub fn stopped(message: impl Into<String>) -> Self {
+        TaskError::new(FailureKind::Stopped, message.into())
+    }
+
+    /// `true` if the task was stopped while running (see [`TaskError::stopped`]).
+    ///
+    /// ```
+    /// assert!(!executor_core::TaskError::panic("x").is_stopped());
+    /// ```
+    pub fn is_stopped(&self) -> bool {
+        self.0.kind == FailureKind::Stopped
     }
 
     /// Records which task failed. Executors do this for you.
@@ -299,6 +321,7 @@ impl fmt::Display for TaskError {
             FailureKind::Error => "failed",
             FailureKind::Abandoned => "was abandoned",
             FailureKind::Broken => "could not run",
+            FailureKind::Stopped => "was stopped",
         };
         write!(f, "{verb}")?;
         if let Some(pid) = inner.worker_pid {
