@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use executor_core::{
-    Batch, BlockingPolicy, Chunk, Executor, FutureHandle, Introspect, PoolStats, Promise,
-    RejectReason, Shutdown, ShutdownOptions, SubmitError, Task, TaskError, TaskId, blocking_policy,
-    panic_message,
+    Batch, BlockingPolicy, Chunk, Executor, FutureHandle, InlineJob, Introspect, PoolId, PoolStats,
+    Promise, RejectReason, Shutdown, ShutdownOptions, SubmitError, Task, TaskError, TaskId,
+    blocking_policy, enter_worker, panic_message,
 };
 use parking_lot::{Condvar, Mutex};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
@@ -54,6 +54,7 @@ pub struct AsyncExecutor {
 }
 
 pub(crate) struct Inner {
+    id: PoolId,
     handle: Handle,
     /// The runtime this executor made, if it made one; shut down with the executor.
     owned: Mutex<Option<Runtime>>,
@@ -92,6 +93,16 @@ struct Slot<T, W> {
 impl<T, W> Slot<T, W> {
     fn take(&self) -> Option<(Promise<T>, W)> {
         self.taken.lock().take()
+    }
+}
+
+/// A blocking task still waiting for a place can be run by a blocking task of this executor
+/// that waits on it (rule K2): the waiter already holds a place, and lends it.
+impl<K: Task> InlineJob for Slot<K::Output, K> {
+    fn run_inline(&self) {
+        if let Some((promise, task)) = self.take() {
+            promise.run(task);
+        }
     }
 }
 
@@ -178,6 +189,7 @@ impl AsyncExecutor {
     pub(crate) fn from_parts(handle: Handle, owned: Option<Runtime>, max_workers: usize) -> Self {
         AsyncExecutor {
             inner: Arc::new(Inner {
+                id: PoolId::new(),
                 handle,
                 owned: Mutex::new(owned),
                 max_workers,
@@ -229,8 +241,11 @@ impl AsyncExecutor {
         F: Future + Send + 'static,
         F::Output: Send + Sync + 'static,
     {
-        let name = std::any::type_name::<F>();
-        let (slot, handle) = match self.inner.enqueue(Promise::named(name), future) {
+        let (promise, handle) = Promise::named(std::any::type_name::<F>());
+        let slot = Arc::new(Slot {
+            taken: Mutex::new(Some((promise, future))),
+        });
+        let (slot, handle) = match self.inner.enqueue(slot, handle) {
             Ok(pair) => pair,
             Err(future) => return Err(SubmitError::new(RejectReason::Shutdown, future)),
         };
@@ -324,12 +339,13 @@ impl AsyncExecutor {
 }
 
 impl Inner {
-    /// Registers a task as queued and in flight, unless shut down (then hands the work back).
+    /// Registers a task's slot as queued and in flight, unless shut down (then hands the work
+    /// back, and the never-returned future goes quietly).
     #[allow(clippy::type_complexity)]
     fn enqueue<T, W>(
         &self,
-        (promise, handle): (Promise<T>, FutureHandle<T>),
-        work: W,
+        slot: Arc<Slot<T, W>>,
+        handle: FutureHandle<T>,
     ) -> Result<(Arc<Slot<T, W>>, FutureHandle<T>), W>
     where
         T: Send + Sync + 'static,
@@ -338,13 +354,11 @@ impl Inner {
         let mut state = self.state.lock();
         if state.shutdown {
             drop(state);
-            // The future was never handed out; let it go quietly.
-            let _ = promise.cancel();
+            let taken = slot.take();
+            let (promise, work) = taken.expect("a new slot holds its work");
+            promise.cancel();
             return Err(work);
         }
-        let slot = Arc::new(Slot {
-            taken: Mutex::new(Some((promise, work))),
-        });
         state.queued.insert(handle.id(), slot.clone());
         state.in_flight += 1;
         Ok((slot, handle))
@@ -410,7 +424,9 @@ impl Inner {
 
     fn shutdown(&self, options: ShutdownOptions) {
         self.close(options.cancel_futures);
-        if !options.wait {
+        // A task of this executor that shuts it down (or drops its last handle) cannot wait for
+        // itself: the others finish on their own.
+        if !options.wait || executor_core::current_pool() == Some(self.id) {
             return;
         }
         self.wait_drained();
@@ -429,8 +445,16 @@ impl<T: Task> Executor<T> for AsyncExecutor {
     /// Runs a blocking task on tokio's blocking pool once one of the `max_workers` places is
     /// free; until then it is PENDING and cancellable.
     fn submit(&self, task: T) -> Result<FutureHandle<T::Output>, SubmitError<T>> {
-        let pair = Promise::for_task(&task);
-        let (slot, handle) = match self.inner.enqueue(pair, task) {
+        let mut handle = None;
+        let slot = Arc::new_cyclic(|me: &std::sync::Weak<Slot<T::Output, T>>| {
+            let (promise, f) = Promise::for_task_inline(&task, self.inner.id, me.clone());
+            handle = Some(f);
+            Slot {
+                taken: Mutex::new(Some((promise, task))),
+            }
+        });
+        let handle = handle.expect("`new_cyclic` ran the constructor");
+        let (slot, handle) = match self.inner.enqueue(slot, handle) {
             Ok(pair) => pair,
             Err(task) => return Err(SubmitError::new(RejectReason::Shutdown, task)),
         };
@@ -442,7 +466,12 @@ impl<T: Task> Executor<T> for AsyncExecutor {
             let permit = inner.permits.clone().acquire_owned().await;
             inner.state.lock().queued.remove(&id);
             if let Some((promise, task)) = slot.take() {
-                let ran = tokio::task::spawn_blocking(move || promise.run(task)).await;
+                let pool = inner.id;
+                let ran = tokio::task::spawn_blocking(move || {
+                    let _worker = enter_worker(pool);
+                    promise.run(task)
+                })
+                .await;
                 if matches!(ran, Ok(true)) {
                     inner.completed.fetch_add(1, Ordering::Relaxed);
                 }
