@@ -441,6 +441,16 @@ impl Inner {
     }
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Reached with the runtime still here only when the executor was shut down from one of
+        // its own tasks; that thread may belong to the runtime, so do not wait for it.
+        if let Some(runtime) = self.owned.get_mut().take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 impl<T: Task> Executor<T> for AsyncExecutor {
     /// Runs a blocking task on tokio's blocking pool once one of the `max_workers` places is
     /// free; until then it is PENDING and cancellable.

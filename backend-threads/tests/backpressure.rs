@@ -7,79 +7,22 @@
 //! deterministic. Where a test shows that a submitter is blocked, it waits a short while for a
 //! signal that must *not* come: a broken pool fails that check, a correct one can never fail it.
 
+// Each test file is its own crate and uses only part of the shared helpers.
+#[allow(dead_code)]
+mod support;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use backend_threads::{ThreadPoolExecutor, TrySubmitError};
 use executor_core::{Executor, Introspect, Shutdown, ShutdownOptions};
+use support::{LIMIT, Latch};
 
-/// The most any step waits for something that should happen promptly.
-const LIMIT: Duration = Duration::from_secs(30);
 /// How long a submitter that must be blocked is given to (wrongly) get through.
 const BLOCKED_FOR: Duration = Duration::from_millis(200);
-
-/// Holds tasks until opened; counts the tasks that reached it. A held task gives up (panics,
-/// failing only its own future) after [`LIMIT`], so a broken pool cannot hang the suite.
-#[derive(Default)]
-struct Latch {
-    state: Mutex<(bool, usize)>,
-    changed: Condvar,
-}
-
-impl Latch {
-    fn new() -> Arc<Latch> {
-        Arc::new(Latch::default())
-    }
-
-    /// Called inside a task: announce the start, then wait until opened.
-    fn hold(&self) {
-        let mut state = self.state.lock().unwrap();
-        state.1 += 1;
-        self.changed.notify_all();
-        let deadline = Instant::now() + LIMIT;
-        while !state.0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "the latch was never opened");
-            state = self.changed.wait_timeout(state, left).unwrap().0;
-        }
-    }
-
-    /// Waits until `n` tasks have reached the latch.
-    fn wait_started(&self, n: usize) {
-        let deadline = Instant::now() + LIMIT;
-        let mut state = self.state.lock().unwrap();
-        while state.1 < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "only {} of {n} held tasks started",
-                state.1
-            );
-            state = self.changed.wait_timeout(state, left).unwrap().0;
-        }
-    }
-
-    fn open(&self) {
-        self.state.lock().unwrap().0 = true;
-        self.changed.notify_all();
-    }
-
-    /// Opens the latch when dropped, so a failing test does not leave workers held.
-    fn opener(self: &Arc<Self>) -> OpenOnDrop {
-        OpenOnDrop(Arc::clone(self))
-    }
-}
-
-struct OpenOnDrop(Arc<Latch>);
-
-impl Drop for OpenOnDrop {
-    fn drop(&mut self) {
-        self.0.open();
-    }
-}
 
 fn bounded(workers: usize, max_queued: usize) -> ThreadPoolExecutor {
     ThreadPoolExecutor::builder()

@@ -14,66 +14,24 @@
 //! Timing: Python's failing initializer sleeps 0.1 s "to let some futures be scheduled"; here it
 //! blocks on an [`Event`] until the test has queued them. Every wait is bounded by [`LIMIT`].
 
+// Each test file is its own crate and uses only part of the shared helpers.
+#[allow(dead_code)]
+mod support;
+
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backend_threads::{ThreadPoolExecutor, TrySubmitError};
 use executor_core::{
     BrokenKind, Executor, FutureHandle, ResultError, Shutdown, ShutdownOptions, TaskError,
 };
-
-/// The bound on every wait in this file: generous, so that only a real hang reaches it.
-const LIMIT: Duration = Duration::from_secs(30);
+use support::{Counter, Event, LIMIT, thread_name};
 
 /// `InitializerMixin.worker_count` and `FailingInitializerMixin.worker_count`.
 const WORKER_COUNT: usize = 2;
-
-/// Python's `threading.Event`, whose `wait` gives up (panics) after [`LIMIT`].
-#[derive(Clone, Default)]
-struct Event(Arc<(Mutex<bool>, Condvar)>);
-
-impl Event {
-    fn set(&self) {
-        let (flag, changed) = &*self.0;
-        *flag.lock().unwrap() = true;
-        changed.notify_all();
-    }
-
-    fn wait(&self) {
-        let (flag, changed) = &*self.0;
-        let (set, _) = changed
-            .wait_timeout_while(flag.lock().unwrap(), LIMIT, |set| !*set)
-            .unwrap();
-        assert!(*set, "event not set within {LIMIT:?}");
-    }
-}
-
-/// A counter that can be waited on.
-#[derive(Clone, Default)]
-struct Counter(Arc<(Mutex<usize>, Condvar)>);
-
-impl Counter {
-    fn add(&self, n: usize) {
-        let (count, changed) = &*self.0;
-        *count.lock().unwrap() += n;
-        changed.notify_all();
-    }
-
-    fn wait_for(&self, n: usize) {
-        let (count, changed) = &*self.0;
-        let (count, _) = changed
-            .wait_timeout_while(count.lock().unwrap(), LIMIT, |c| *c < n)
-            .unwrap();
-        assert!(
-            *count >= n,
-            "counter at {} after {LIMIT:?}, wanted {n}",
-            *count
-        );
-    }
-}
 
 thread_local! {
     /// Python's `INITIALIZER_STATUS`, per thread.
@@ -82,13 +40,6 @@ thread_local! {
 
 fn get_init_status() -> &'static str {
     INITIALIZER_STATUS.with(|s| *s.borrow())
-}
-
-fn thread_name() -> String {
-    std::thread::current()
-        .name()
-        .unwrap_or("<unnamed>")
-        .to_owned()
 }
 
 /// The broken-pool error a future failed with, or a panic naming what it got instead.

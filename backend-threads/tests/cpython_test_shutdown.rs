@@ -15,9 +15,13 @@
 //! Timing: no assertion depends on how long anything takes. Tasks block on [`Event`]s and
 //! [`Counter`]s; every wait is bounded by [`LIMIT`] (a hang becomes a failure, see [`within`]).
 
+// Each test file is its own crate and uses only part of the shared helpers.
+#[allow(dead_code)]
+mod support;
+
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use backend_threads::ThreadPoolExecutor;
@@ -25,65 +29,10 @@ use executor_core::{
     Executor, Introspect, MapError, MapOptions, RejectReason, ReturnWhen, Shutdown,
     ShutdownOptions, wait,
 };
-
-/// The bound on every wait in this file: generous, so that only a real hang reaches it.
-const LIMIT: Duration = Duration::from_secs(30);
+use support::{Counter, Event, LIMIT};
 
 /// `ThreadPoolMixin`'s `worker_count`.
 const WORKER_COUNT: usize = 5;
-
-/// Python's `threading.Event`, whose `wait` gives up (panics) after [`LIMIT`].
-#[derive(Clone, Default)]
-struct Event(Arc<(Mutex<bool>, Condvar)>);
-
-impl Event {
-    fn set(&self) {
-        let (flag, changed) = &*self.0;
-        *flag.lock().unwrap() = true;
-        changed.notify_all();
-    }
-
-    fn wait(&self) {
-        let (flag, changed) = &*self.0;
-        let (set, _) = changed
-            .wait_timeout_while(flag.lock().unwrap(), LIMIT, |set| !*set)
-            .unwrap();
-        assert!(*set, "event not set within {LIMIT:?}");
-    }
-}
-
-/// A counter that can be waited on, and a semaphore (`acquire` takes one unit).
-#[derive(Clone, Default)]
-struct Counter(Arc<(Mutex<usize>, Condvar)>);
-
-impl Counter {
-    fn add(&self, n: usize) {
-        let (count, changed) = &*self.0;
-        *count.lock().unwrap() += n;
-        changed.notify_all();
-    }
-
-    fn wait_for(&self, n: usize) {
-        let (count, changed) = &*self.0;
-        let (count, _) = changed
-            .wait_timeout_while(count.lock().unwrap(), LIMIT, |c| *c < n)
-            .unwrap();
-        assert!(
-            *count >= n,
-            "counter at {} after {LIMIT:?}, wanted {n}",
-            *count
-        );
-    }
-
-    fn acquire(&self) {
-        let (count, changed) = &*self.0;
-        let (mut count, _) = changed
-            .wait_timeout_while(count.lock().unwrap(), LIMIT, |c| *c == 0)
-            .unwrap();
-        assert!(*count > 0, "semaphore not released within {LIMIT:?}");
-        *count -= 1;
-    }
-}
 
 thread_local! {
     static HELD: RefCell<Vec<Arc<()>>> = const { RefCell::new(Vec::new()) };

@@ -18,79 +18,20 @@
 //! [`Counter`]s; every wait is bounded by [`LIMIT`] so that a bug fails a test instead of
 //! hanging it.
 
+// Each test file is its own crate and uses only part of the shared helpers.
+#[allow(dead_code)]
+mod support;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backend_threads::{ThreadPoolExecutor, default_max_workers};
 use executor_core::{
     Executor, Introspect, MapOptions, ResultError, Shutdown, ShutdownOptions, TimeoutError,
 };
-
-/// The bound on every wait in this file: generous, so that only a real hang reaches it.
-const LIMIT: Duration = Duration::from_secs(30);
-
-/// Python's `threading.Event`, whose `wait` gives up (panics) after [`LIMIT`].
-#[derive(Clone, Default)]
-struct Event(Arc<(Mutex<bool>, Condvar)>);
-
-impl Event {
-    fn set(&self) {
-        let (flag, changed) = &*self.0;
-        *flag.lock().unwrap() = true;
-        changed.notify_all();
-    }
-
-    fn wait(&self) {
-        let (flag, changed) = &*self.0;
-        let (set, _) = changed
-            .wait_timeout_while(flag.lock().unwrap(), LIMIT, |set| !*set)
-            .unwrap();
-        assert!(*set, "event not set within {LIMIT:?}");
-    }
-}
-
-/// A counter that can be waited on (tasks count themselves as started), and a semaphore
-/// (`acquire` takes one unit, waiting for it at most [`LIMIT`]).
-#[derive(Clone, Default)]
-struct Counter(Arc<(Mutex<usize>, Condvar)>);
-
-impl Counter {
-    fn add(&self, n: usize) {
-        let (count, changed) = &*self.0;
-        *count.lock().unwrap() += n;
-        changed.notify_all();
-    }
-
-    fn wait_for(&self, n: usize) {
-        let (count, changed) = &*self.0;
-        let (count, _) = changed
-            .wait_timeout_while(count.lock().unwrap(), LIMIT, |c| *c < n)
-            .unwrap();
-        assert!(
-            *count >= n,
-            "counter at {} after {LIMIT:?}, wanted {n}",
-            *count
-        );
-    }
-
-    fn acquire(&self) {
-        let (count, changed) = &*self.0;
-        let (mut count, _) = changed
-            .wait_timeout_while(count.lock().unwrap(), LIMIT, |c| *c == 0)
-            .unwrap();
-        assert!(*count > 0, "semaphore not released within {LIMIT:?}");
-        *count -= 1;
-    }
-}
-
-fn thread_name() -> String {
-    std::thread::current()
-        .name()
-        .unwrap_or("<unnamed>")
-        .to_owned()
-}
+use support::{Counter, Event, LIMIT, thread_name};
 
 // --- ThreadPoolExecutorTest ------------------------------------------------------------------
 

@@ -4,71 +4,16 @@
 //! The only waiting-for-a-counter below is for `idle`, which a worker bumps after it has
 //! completed its task's future; it is polled against a generous deadline, never slept on.
 
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+// Each test file is its own crate and uses only part of the shared helpers.
+#[allow(dead_code)]
+mod support;
+
+use std::sync::Arc;
+use std::time::Instant;
 
 use backend_threads::ThreadPoolExecutor;
 use executor_core::{Executor, Introspect, PoolStats, Shutdown, ShutdownOptions};
-
-/// The most any step waits for something that should happen promptly.
-const LIMIT: Duration = Duration::from_secs(30);
-
-/// Holds tasks until opened; counts the tasks that reached it. A held task gives up (panics,
-/// failing only its own future) after [`LIMIT`], so a broken pool cannot hang the suite.
-#[derive(Default)]
-struct Latch {
-    state: Mutex<(bool, usize)>,
-    changed: Condvar,
-}
-
-impl Latch {
-    fn new() -> Arc<Latch> {
-        Arc::new(Latch::default())
-    }
-
-    fn hold(&self) {
-        let mut state = self.state.lock().unwrap();
-        state.1 += 1;
-        self.changed.notify_all();
-        let deadline = Instant::now() + LIMIT;
-        while !state.0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "the latch was never opened");
-            state = self.changed.wait_timeout(state, left).unwrap().0;
-        }
-    }
-
-    fn wait_started(&self, n: usize) {
-        let deadline = Instant::now() + LIMIT;
-        let mut state = self.state.lock().unwrap();
-        while state.1 < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "only {} of {n} held tasks started",
-                state.1
-            );
-            state = self.changed.wait_timeout(state, left).unwrap().0;
-        }
-    }
-
-    fn open(&self) {
-        self.state.lock().unwrap().0 = true;
-        self.changed.notify_all();
-    }
-
-    fn opener(self: &Arc<Self>) -> OpenOnDrop {
-        OpenOnDrop(Arc::clone(self))
-    }
-}
-
-struct OpenOnDrop(Arc<Latch>);
-
-impl Drop for OpenOnDrop {
-    fn drop(&mut self) {
-        self.0.open();
-    }
-}
+use support::{LIMIT, Latch};
 
 fn stats(workers: usize, idle: usize, queued: usize, running: usize, completed: u64) -> PoolStats {
     PoolStats {

@@ -3,9 +3,9 @@
 //! (including `test_zero_timeout`, which older versions of that file had before it became part
 //! of `test_future_times_out`).
 //!
-//! CPython runs these against every pool. The core crate has no pool, so `Threads` below stands
-//! in for the executor: each `submit` runs its task on a fresh std thread through
-//! [`Promise::run`], and dropping it joins them (CPython's `tearDown` calls
+//! CPython runs these against every pool. The core crate has no pool, so `Threads` (in
+//! `support/cpython.rs`) stands in for the executor: each `submit` runs its task on a fresh std
+//! thread through [`Promise::run`], and dropping it joins them (CPython's `tearDown` calls
 //! `shutdown(wait=True)`). CPython's `util.py` fixtures are bare futures driven into their state
 //! through a [`Promise`] (rule A5).
 //!
@@ -14,69 +14,23 @@
 //! is yielded at once, not when an executor later dequeues it (rule E1). Timeouts are not
 //! exceptions: the iterator yields one `Err(TimeoutError)` and then ends.
 
+// Each test file is its own crate and uses only part of the shared CPython stand-ins.
+#[allow(dead_code)]
+#[path = "support/cpython.rs"]
+mod cpython_support;
+
 use std::collections::{BTreeSet, HashMap};
-use std::io;
 use std::iter;
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
-use executor_core::{
-    FutureHandle, NotStarted, Promise, Task, TaskError, TaskId, Waitable, as_completed,
+use cpython_support::{
+    Event, GENEROUS, Threads, exception_future, mul, pending_future, running_future,
 };
+use executor_core::{FutureHandle, NotStarted, Promise, Task, TaskId, Waitable, as_completed};
 
-/// A deadline for "waits for something another thread does right away": long enough never to be
-/// hit on a loaded machine, short enough that a bug fails the test instead of hanging it.
-const GENEROUS: Duration = Duration::from_secs(60);
-
-// ---- stand-ins for CPython's executor -------------------------------------------------------
-
-/// The executor fixture: one thread per task; dropping it joins them all.
-#[derive(Default)]
-struct Threads(Vec<JoinHandle<()>>);
-
-impl Threads {
-    fn submit<K: Task>(&mut self, task: K) -> FutureHandle<K::Output>
-    where
-        K::Output: Sync,
-    {
-        let (promise, future) = Promise::for_task(&task);
-        self.0.push(thread::spawn(move || {
-            promise.run(task);
-        }));
-        future
-    }
-}
-
-impl Drop for Threads {
-    fn drop(&mut self) {
-        // After a failed assertion a task may still be blocked on an event nobody will set.
-        if !thread::panicking() {
-            for t in self.0.drain(..) {
-                t.join().unwrap();
-            }
-        }
-    }
-}
-
-/// Python's `threading.Event`; a task blocked on one stands in for CPython's `time.sleep(n)`
-/// task, without guessing how long "long enough" is.
-#[derive(Clone, Default)]
-struct Event(Arc<(Mutex<bool>, Condvar)>);
-
-impl Event {
-    fn set(&self) {
-        *self.0.0.lock().unwrap() = true;
-        self.0.1.notify_all();
-    }
-
-    fn wait(&self) {
-        let mut set = self.0.0.lock().unwrap();
-        while !*set {
-            set = self.0.1.wait(set).unwrap();
-        }
-    }
-}
+// ---- stand-ins for CPython's task functions -------------------------------------------------
 
 /// A task that blocks until the event is set, then returns 0.
 fn blocked_on(event: &Event) -> impl Task<Output = i32> + use<> {
@@ -87,23 +41,10 @@ fn blocked_on(event: &Event) -> impl Task<Output = i32> + use<> {
     }
 }
 
-fn mul(x: i32, y: i32) -> i32 {
-    x * y
-}
-
 // ---- CPython's util.py fixtures, built with promises ----------------------------------------
 
-/// `PENDING_FUTURE`: the promise is returned so that the future is not abandoned.
-fn pending_future() -> (Promise<i32>, FutureHandle<i32>) {
-    Promise::named("PENDING_FUTURE")
-}
-
-/// `RUNNING_FUTURE`.
-fn running_future() -> (Promise<i32>, FutureHandle<i32>) {
-    let (p, f) = Promise::named("RUNNING_FUTURE");
-    p.set_running_or_notify_cancel().unwrap();
-    (p, f)
-}
+// The others come from `support/cpython.rs` (all `i32`); these two stay here, generic, because
+// `test_free_reference_yielded_future` needs them with a `&'static str` output.
 
 /// `CANCELLED_AND_NOTIFIED_FUTURE` (CPython's `create_future(state=CANCELLED_AND_NOTIFIED)`):
 /// cancelled, and its producer was told so.
@@ -111,14 +52,6 @@ fn cancelled_and_notified_future<T>() -> FutureHandle<T> {
     let (p, f) = Promise::named("CANCELLED_AND_NOTIFIED_FUTURE");
     assert!(f.cancel());
     assert_eq!(p.set_running_or_notify_cancel(), Err(NotStarted::Cancelled));
-    f
-}
-
-/// `EXCEPTION_FUTURE`: finished with CPython's `OSError()`, here an `io::Error`.
-fn exception_future() -> FutureHandle<i32> {
-    let (p, f) = Promise::named("EXCEPTION_FUTURE");
-    p.set_error(TaskError::from_error(io::Error::other("OSError")))
-        .unwrap();
     f
 }
 

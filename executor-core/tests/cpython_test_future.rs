@@ -10,61 +10,24 @@
 //! Tests that need stderr (a panicking callback is reported there, rule B3) re-run this test
 //! binary as a child process with output capture off, and read the child's stderr.
 
+// Each test file is its own crate and uses only part of the shared CPython stand-ins.
+#[allow(dead_code)]
+#[path = "support/cpython.rs"]
+mod cpython_support;
+
 use std::io;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use executor_core::{FutureHandle, NotStarted, Promise, State, TaskError, WaitError};
-
-/// A deadline for "waits for something another thread does right away": long enough never to be
-/// hit on a loaded machine, short enough that a bug fails the test instead of hanging it.
-const GENEROUS: Duration = Duration::from_secs(60);
+use cpython_support::{
+    GENEROUS, cancelled_and_notified_future, cancelled_future, exception_future, pending_future,
+    running_future, successful_future,
+};
+use executor_core::{FutureHandle, Promise, State, TaskError, WaitError};
 
 // ---- CPython's util.py fixtures, built with promises ----------------------------------------
-
-/// `PENDING_FUTURE`: the promise is returned so that the future is not abandoned.
-fn pending_future() -> (Promise<i32>, FutureHandle<i32>) {
-    Promise::named("PENDING_FUTURE")
-}
-
-/// `RUNNING_FUTURE`.
-fn running_future() -> (Promise<i32>, FutureHandle<i32>) {
-    let (p, f) = Promise::named("RUNNING_FUTURE");
-    p.set_running_or_notify_cancel().unwrap();
-    (p, f)
-}
-
-/// `CANCELLED_FUTURE`: cancelled; its producer has not looked at it yet.
-fn cancelled_future() -> (Promise<i32>, FutureHandle<i32>) {
-    let (p, f) = Promise::named("CANCELLED_FUTURE");
-    assert!(f.cancel());
-    (p, f)
-}
-
-/// `CANCELLED_AND_NOTIFIED_FUTURE`: cancelled, and its producer was told so and dropped the task.
-fn cancelled_and_notified_future() -> FutureHandle<i32> {
-    let (p, f) = Promise::named("CANCELLED_AND_NOTIFIED_FUTURE");
-    assert!(f.cancel());
-    assert_eq!(p.set_running_or_notify_cancel(), Err(NotStarted::Cancelled));
-    f
-}
-
-/// `EXCEPTION_FUTURE`: finished with CPython's `OSError()`, here an `io::Error`.
-fn exception_future() -> FutureHandle<i32> {
-    let (p, f) = Promise::named("EXCEPTION_FUTURE");
-    p.set_error(TaskError::from_error(io::Error::other("OSError")))
-        .unwrap();
-    f
-}
-
-/// `SUCCESSFUL_FUTURE`: finished with 42.
-fn successful_future() -> FutureHandle<i32> {
-    let (p, f) = Promise::named("SUCCESSFUL_FUTURE");
-    p.set_result(42).unwrap();
-    f
-}
 
 /// `true` if the error is the `io::Error` that `exception_future` failed with.
 fn is_os_error(e: &TaskError) -> bool {

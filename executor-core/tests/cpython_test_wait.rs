@@ -2,88 +2,39 @@
 //! <https://github.com/python/cpython/blob/main/Lib/test/test_concurrent_futures/test_wait.py>
 //!
 //! CPython runs these against thread and process pools. The core crate has no pool, so
-//! `Threads` below stands in for the executor: each `submit` runs its task on a fresh std
-//! thread through [`Promise::run`], and dropping it joins them (CPython's `tearDown` calls
-//! `shutdown(wait=True)`). CPython's `util.py` fixtures are bare futures driven into their state
-//! through a [`Promise`] (rule A5). Futures of different output types mix through
-//! `&dyn Waitable`, as futures from different executors would.
+//! `Threads` (in `support/cpython.rs`) stands in for the executor: each `submit` runs its task
+//! on a fresh std thread through [`Promise::run`], and dropping it joins them (CPython's
+//! `tearDown` calls `shutdown(wait=True)`). CPython's `util.py` fixtures are bare futures driven
+//! into their state through a [`Promise`] (rule A5). Futures of different output types mix
+//! through `&dyn Waitable`, as futures from different executors would.
 //!
 //! OUR RULE differs from CPython in one place these tests touch (rule E1, a FIX): CPython's
 //! `CANCELLED_FUTURE` (cancelled, its executor not yet told) is *not done* for `wait`, while a
 //! cancelled future is done for our `wait` at once. The tests that use it say so.
 
+// Each test file is its own crate and uses only part of the shared CPython stand-ins.
+#[allow(dead_code)]
+#[path = "support/cpython.rs"]
+mod cpython_support;
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use executor_core::{
-    FutureHandle, NotStarted, Promise, ReturnWhen, Task, TaskError, TaskId, Waitable, fallible,
-    wait,
+use cpython_support::{
+    Event, GENEROUS, Threads, cancelled_and_notified_future, cancelled_future, exception_future,
+    mul, successful_future,
 };
+use executor_core::{Promise, ReturnWhen, Task, TaskId, Waitable, fallible, wait};
 
-/// A deadline for "waits for something another thread does right away": long enough never to be
-/// hit on a loaded machine, short enough that a bug fails the test instead of hanging it.
-const GENEROUS: Duration = Duration::from_secs(60);
-
-// ---- stand-ins for CPython's executor and its task functions --------------------------------
-
-/// The executor fixture: one thread per task; dropping it joins them all.
-#[derive(Default)]
-struct Threads(Vec<JoinHandle<()>>);
-
-impl Threads {
-    fn submit<K: Task>(&mut self, task: K) -> FutureHandle<K::Output>
-    where
-        K::Output: Sync,
-    {
-        let (promise, future) = Promise::for_task(&task);
-        self.0.push(thread::spawn(move || {
-            promise.run(task);
-        }));
-        future
-    }
-}
-
-impl Drop for Threads {
-    fn drop(&mut self) {
-        // After a failed assertion a task may still be blocked on an event nobody will set.
-        if !thread::panicking() {
-            for t in self.0.drain(..) {
-                t.join().unwrap();
-            }
-        }
-    }
-}
-
-/// Python's `threading.Event`.
-#[derive(Clone, Default)]
-struct Event(Arc<(Mutex<bool>, Condvar)>);
-
-impl Event {
-    fn set(&self) {
-        *self.0.0.lock().unwrap() = true;
-        self.0.1.notify_all();
-    }
-
-    fn wait(&self) {
-        let mut set = self.0.0.lock().unwrap();
-        while !*set {
-            set = self.0.1.wait(set).unwrap();
-        }
-    }
-}
+// ---- stand-ins for CPython's task functions, and helpers ------------------------------------
 
 /// A task that blocks until the event is set (CPython's `executor.submit(event.wait)`).
 fn event_wait(event: &Event) -> impl Task<Output = ()> + use<> {
     let event = event.clone();
     move || event.wait()
-}
-
-fn mul(x: i32, y: i32) -> i32 {
-    x * y
 }
 
 /// Python's `ZeroDivisionError`.
@@ -116,39 +67,6 @@ fn wait_and_raise(event: &Event) -> impl Task<Output = ()> + use<> {
         event.wait();
         Err::<(), _>(io::Error::other("this is an exception"))
     })
-}
-
-// ---- CPython's util.py fixtures, built with promises ----------------------------------------
-
-/// `CANCELLED_FUTURE`: cancelled; its producer has not looked at it yet (it would be told when
-/// it dequeues the task). The promise is returned to keep it that way.
-fn cancelled_future() -> (Promise<i32>, FutureHandle<i32>) {
-    let (p, f) = Promise::named("CANCELLED_FUTURE");
-    assert!(f.cancel());
-    (p, f)
-}
-
-/// `CANCELLED_AND_NOTIFIED_FUTURE`: cancelled, and its producer was told so.
-fn cancelled_and_notified_future() -> FutureHandle<i32> {
-    let (p, f) = Promise::named("CANCELLED_AND_NOTIFIED_FUTURE");
-    assert!(f.cancel());
-    assert_eq!(p.set_running_or_notify_cancel(), Err(NotStarted::Cancelled));
-    f
-}
-
-/// `EXCEPTION_FUTURE`: finished with CPython's `OSError()`, here an `io::Error`.
-fn exception_future() -> FutureHandle<i32> {
-    let (p, f) = Promise::named("EXCEPTION_FUTURE");
-    p.set_error(TaskError::from_error(io::Error::other("OSError")))
-        .unwrap();
-    f
-}
-
-/// `SUCCESSFUL_FUTURE`: finished with 42.
-fn successful_future() -> FutureHandle<i32> {
-    let (p, f) = Promise::named("SUCCESSFUL_FUTURE");
-    p.set_result(42).unwrap();
-    f
 }
 
 /// The ids of these futures: Python compares `done` and `not_done` as sets.
