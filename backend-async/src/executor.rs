@@ -1,6 +1,7 @@
 //! [`AsyncExecutor`]: submit blocking and async tasks to tokio behind a bound of `max_workers`.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +16,7 @@ use executor_core::{
 };
 use parking_lot::{Condvar, Mutex};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::builder::AsyncExecutorBuilder;
@@ -59,7 +60,6 @@ pub(crate) struct Inner {
     /// The runtime this executor made, if it made one; shut down with the executor.
     owned: Mutex<Option<Runtime>>,
     max_workers: usize,
-    permits: Arc<Semaphore>,
     state: Mutex<State>,
     /// Signalled (with `drained`) when the last task in flight finishes.
     idle: Condvar,
@@ -69,30 +69,61 @@ pub(crate) struct Inner {
 
 struct State {
     shutdown: bool,
-    /// Tasks submitted and not finished, including those waiting for a permit.
-    in_flight: usize,
-    /// Waiting for a permit: what `shutdown(cancel_futures)` cancels.
-    queued: HashMap<TaskId, Arc<dyn Queued>>,
+    /// Submitted, not started, in submission order: started first come, first served as places
+    /// free up, and what `shutdown(cancel_futures)` cancels.
+    queue: VecDeque<Arc<dyn Job>>,
+    /// Tasks holding one of the `max_workers` places.
+    running: usize,
     /// Async tasks running now: what `stop` aborts.
-    running: HashMap<TaskId, AbortHandle>,
+    aborts: HashMap<TaskId, AbortHandle>,
 }
 
-/// A task waiting for a permit, whatever its type: it can be cancelled from outside.
-trait Queued: Send + Sync {
+impl State {
+    fn in_flight(&self) -> usize {
+        self.queue.len() + self.running
+    }
+}
+
+/// A job and the place it will hold, ready to start.
+type Start = (Arc<dyn Job>, Place);
+
+/// A submitted task, whatever its type: started when a place frees up, or cancelled.
+trait Job: Send + Sync {
+    /// Starts the task on the runtime, holding one place until `place` is dropped.
+    fn start(&self, place: Place);
     fn cancel(&self);
-    /// Drops the promise and the work if still there (the promise then fails its future as
-    /// abandoned, so no waiter hangs on a task whose runtime went away).
-    fn abandon(&self);
+    /// `true` once the task was cancelled or taken (run inline): it needs no place.
+    fn settled(&self) -> bool;
 }
 
-/// The promise and the work, taken once: by the task when it gets its permit, or by a cancel.
+/// The promise and the work, taken once: by the start, by a cancel, or by an inline run.
 struct Slot<T, W> {
     taken: Mutex<Option<(Promise<T>, W)>>,
 }
 
 impl<T, W> Slot<T, W> {
+    fn new(promise: Promise<T>, work: W) -> Self {
+        Slot {
+            taken: Mutex::new(Some((promise, work))),
+        }
+    }
+
     fn take(&self) -> Option<(Promise<T>, W)> {
         self.taken.lock().take()
+    }
+
+    fn settled(&self) -> bool {
+        self.taken
+            .lock()
+            .as_ref()
+            .is_none_or(|(promise, _)| promise.is_cancelled())
+    }
+
+    fn cancel(&self) {
+        if let Some((promise, work)) = self.take() {
+            promise.cancel();
+            drop(work);
+        }
     }
 }
 
@@ -106,32 +137,110 @@ impl<K: Task> InlineJob for Slot<K::Output, K> {
     }
 }
 
-impl<T: Send + Sync + 'static, W: Send + 'static> Queued for Slot<T, W> {
-    fn cancel(&self) {
-        if let Some((promise, work)) = self.take() {
-            promise.cancel();
-            drop(work);
+/// One of the `max_workers` places, held by a started task; dropping it (however the task ends,
+/// even unrun because the runtime shut down) frees the place and starts the next queued task.
+struct Place {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let next = {
+            let mut state = self.inner.state.lock();
+            state.running -= 1;
+            self.inner.next_jobs(&mut state)
+        };
+        self.inner.start_all(next);
+        let state = self.inner.state.lock();
+        if state.in_flight() == 0 {
+            self.inner.idle.notify_all();
+            self.inner.drained.notify_waiters();
         }
     }
+}
 
-    fn abandon(&self) {
-        drop(self.take());
+/// A blocking task: run on tokio's blocking pool.
+struct Blocking<K: Task> {
+    slot: Slot<K::Output, K>,
+}
+
+impl<K: Task> Job for Blocking<K> {
+    fn start(&self, place: Place) {
+        let Some((promise, task)) = self.slot.take() else {
+            return;
+        };
+        let inner = Arc::clone(&place.inner);
+        let runtime = inner.handle.clone();
+        runtime.spawn_blocking(move || {
+            let _place = place;
+            let _worker = enter_worker(inner.id);
+            if promise.run(task) {
+                inner.completed.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+
+    fn cancel(&self) {
+        self.slot.cancel();
+    }
+
+    fn settled(&self) -> bool {
+        self.slot.settled()
     }
 }
 
-/// Ends a task's bookkeeping however its wrapper ends: normally, or dropped unrun because the
-/// runtime shut down.
-struct InFlight {
-    inner: Arc<Inner>,
-    id: TaskId,
-    slot: Arc<dyn Queued>,
+impl<K: Task> InlineJob for Blocking<K> {
+    fn run_inline(&self) {
+        self.slot.run_inline();
+    }
 }
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.inner.state.lock().queued.remove(&self.id);
-        self.slot.abandon();
-        self.inner.finish_one();
+/// An async task: spawned on the runtime as its own tokio task, so that a panic is caught by
+/// its `JoinHandle` and `stop` can abort it.
+struct Async<F: Future> {
+    id: TaskId,
+    slot: Slot<F::Output, F>,
+}
+
+impl<F> Job for Async<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + Sync + 'static,
+{
+    fn start(&self, place: Place) {
+        let Some((promise, future)) = self.slot.take() else {
+            return;
+        };
+        let inner = Arc::clone(&place.inner);
+        let id = self.id;
+        inner.clone().spawn(async move {
+            let _place = place;
+            if promise.set_running_or_notify_cancel().is_err() {
+                return;
+            }
+            let policy = policy_for(Handle::current().runtime_flavor());
+            let task = tokio::spawn(Guarded {
+                policy,
+                future: Box::pin(future),
+            });
+            inner.state.lock().aborts.insert(id, task.abort_handle());
+            let outcome = match task.await {
+                Ok(value) => Ok(value),
+                Err(e) if e.is_panic() => Err(TaskError::panic(panic_message(&*e.into_panic()))),
+                Err(_) => Err(TaskError::stopped("stopped at an await point")),
+            };
+            inner.state.lock().aborts.remove(&id);
+            inner.completed.fetch_add(1, Ordering::Relaxed);
+            let _ = promise.complete(outcome);
+        });
+    }
+
+    fn cancel(&self) {
+        self.slot.cancel();
+    }
+
+    fn settled(&self) -> bool {
+        self.slot.settled()
     }
 }
 
@@ -193,12 +302,11 @@ impl AsyncExecutor {
                 handle,
                 owned: Mutex::new(owned),
                 max_workers,
-                permits: Arc::new(Semaphore::new(max_workers)),
                 state: Mutex::new(State {
                     shutdown: false,
-                    in_flight: 0,
-                    queued: HashMap::new(),
-                    running: HashMap::new(),
+                    queue: VecDeque::new(),
+                    running: 0,
+                    aborts: HashMap::new(),
                 }),
                 idle: Condvar::new(),
                 drained: Notify::new(),
@@ -242,43 +350,18 @@ impl AsyncExecutor {
         F::Output: Send + Sync + 'static,
     {
         let (promise, handle) = Promise::named(std::any::type_name::<F>());
-        let slot = Arc::new(Slot {
-            taken: Mutex::new(Some((promise, future))),
+        let job = Arc::new(Async {
+            id: handle.id(),
+            slot: Slot::new(promise, future),
         });
-        let (slot, handle) = match self.inner.enqueue(slot, handle) {
-            Ok(pair) => pair,
-            Err(future) => return Err(SubmitError::new(RejectReason::Shutdown, future)),
-        };
-        let inner = Arc::clone(&self.inner);
-        let id = handle.id();
-        let in_flight = self.inner.in_flight(id, slot.clone());
-        self.inner.spawn(async move {
-            let _in_flight = in_flight;
-            let permit = inner.permits.clone().acquire_owned().await;
-            inner.state.lock().queued.remove(&id);
-            if let Some((promise, future)) = slot.take() {
-                if promise.set_running_or_notify_cancel().is_ok() {
-                    let policy = policy_for(Handle::current().runtime_flavor());
-                    let task = tokio::spawn(Guarded {
-                        policy,
-                        future: Box::pin(future),
-                    });
-                    inner.state.lock().running.insert(id, task.abort_handle());
-                    let outcome = match task.await {
-                        Ok(value) => Ok(value),
-                        Err(e) if e.is_panic() => {
-                            Err(TaskError::panic(panic_message(&*e.into_panic())))
-                        }
-                        Err(_) => Err(TaskError::stopped("stopped at an await point")),
-                    };
-                    inner.state.lock().running.remove(&id);
-                    inner.completed.fetch_add(1, Ordering::Relaxed);
-                    let _ = promise.complete(outcome);
-                }
+        match self.inner.submit(job.clone()) {
+            Ok(()) => Ok(handle),
+            Err(reason) => {
+                let (promise, future) = job.slot.take().expect("a refused job is untouched");
+                promise.cancel();
+                Err(SubmitError::new(reason, future))
             }
-            drop(permit);
-        });
-        Ok(handle)
+        }
     }
 
     /// Stops a running async task at its next `.await`: its future fails with a
@@ -305,7 +388,7 @@ impl AsyncExecutor {
     /// assert!(e.task_error().unwrap().is_stopped());
     /// ```
     pub fn stop<T>(&self, future: &FutureHandle<T>) -> bool {
-        match self.inner.state.lock().running.get(&future.id()) {
+        match self.inner.state.lock().aborts.get(&future.id()) {
             Some(task) => {
                 task.abort();
                 true
@@ -329,7 +412,7 @@ impl AsyncExecutor {
         if options.wait {
             loop {
                 let drained = self.inner.drained.notified();
-                if self.inner.state.lock().in_flight == 0 {
+                if self.inner.state.lock().in_flight() == 0 {
                     break;
                 }
                 drained.await;
@@ -339,37 +422,68 @@ impl AsyncExecutor {
 }
 
 impl Inner {
-    /// Registers a task's slot as queued and in flight, unless shut down (then hands the work
-    /// back, and the never-returned future goes quietly).
-    #[allow(clippy::type_complexity)]
-    fn enqueue<T, W>(
-        &self,
-        slot: Arc<Slot<T, W>>,
-        handle: FutureHandle<T>,
-    ) -> Result<(Arc<Slot<T, W>>, FutureHandle<T>), W>
-    where
-        T: Send + Sync + 'static,
-        W: Send + 'static,
-    {
-        let mut state = self.state.lock();
-        if state.shutdown {
-            drop(state);
-            let taken = slot.take();
-            let (promise, work) = taken.expect("a new slot holds its work");
-            promise.cancel();
-            return Err(work);
-        }
-        state.queued.insert(handle.id(), slot.clone());
-        state.in_flight += 1;
-        Ok((slot, handle))
+    /// Queues a job and starts it at once if a place is free; refused after shutdown.
+    fn submit(self: &Arc<Self>, job: Arc<dyn Job>) -> Result<(), RejectReason> {
+        let next = {
+            let mut state = self.state.lock();
+            if state.shutdown {
+                return Err(RejectReason::Shutdown);
+            }
+            state.queue.push_back(job);
+            self.next_jobs(&mut state)
+        };
+        self.start_all(next);
+        Ok(())
     }
 
-    fn in_flight(self: &Arc<Self>, id: TaskId, slot: Arc<dyn Queued>) -> InFlight {
-        InFlight {
-            inner: Arc::clone(self),
-            id,
-            slot,
+    /// Takes queued jobs, oldest first, for the free places (skipping cancelled ones).
+    fn next_jobs(self: &Arc<Self>, state: &mut State) -> Vec<Start> {
+        let mut next = Vec::new();
+        while state.running < self.max_workers {
+            let Some(job) = state.queue.pop_front() else {
+                break;
+            };
+            if job.settled() {
+                continue;
+            }
+            state.running += 1;
+            let place = Place {
+                inner: Arc::clone(self),
+            };
+            next.push((job, place));
         }
+        next
+    }
+
+    /// Starts jobs taken by [`Inner::next_jobs`], outside the state lock.
+    ///
+    /// A start can end at once (a runtime that is shutting down drops the task unrun), which
+    /// frees its place and starts the next job from inside this call; such nested starts are
+    /// queued on this thread and run by the outermost call, so a long queue never recurses deeply.
+    fn start_all(&self, jobs: Vec<Start>) {
+        thread_local! {
+            static STARTING: RefCell<Option<Vec<Start>>> = const { RefCell::new(None) };
+        }
+        let mut jobs = Some(jobs);
+        let nested = STARTING.with(|s| match s.borrow_mut().as_mut() {
+            Some(pending) => {
+                pending.extend(jobs.take().into_iter().flatten());
+                true
+            }
+            None => false,
+        });
+        if nested {
+            return;
+        }
+        STARTING.with(|s| *s.borrow_mut() = Some(Vec::new()));
+        let mut batch = jobs.take().unwrap_or_default();
+        while !batch.is_empty() {
+            for (job, place) in batch {
+                job.start(place);
+            }
+            batch = STARTING.with(|s| std::mem::take(s.borrow_mut().as_mut().expect("set above")));
+        }
+        STARTING.with(|s| *s.borrow_mut() = None);
     }
 
     /// Spawns our wrapper task, with the blocking policy of its runtime.
@@ -381,28 +495,24 @@ impl Inner {
         });
     }
 
-    fn finish_one(&self) {
-        let mut state = self.state.lock();
-        state.in_flight -= 1;
-        if state.in_flight == 0 {
-            self.idle.notify_all();
-            self.drained.notify_waiters();
-        }
-    }
-
     /// Refuses new work; with `cancel`, cancels every task still waiting for a permit.
     fn close(&self, cancel: bool) {
-        let queued: Vec<_> = {
+        let (queued, drained) = {
             let mut state = self.state.lock();
             state.shutdown = true;
-            if cancel {
-                state.queued.drain().map(|(_, q)| q).collect()
+            let queued: Vec<_> = if cancel {
+                state.queue.drain(..).collect()
             } else {
                 Vec::new()
-            }
+            };
+            (queued, state.in_flight() == 0)
         };
-        for q in queued {
-            q.cancel();
+        for job in queued {
+            job.cancel();
+        }
+        if drained {
+            self.idle.notify_all();
+            self.drained.notify_waiters();
         }
     }
 
@@ -411,7 +521,7 @@ impl Inner {
     fn wait_drained(&self) {
         let wait = || {
             let mut state = self.state.lock();
-            while state.in_flight > 0 {
+            while state.in_flight() > 0 {
                 self.idle.wait(&mut state);
             }
         };
@@ -456,39 +566,22 @@ impl<T: Task> Executor<T> for AsyncExecutor {
     /// free; until then it is PENDING and cancellable.
     fn submit(&self, task: T) -> Result<FutureHandle<T::Output>, SubmitError<T>> {
         let mut handle = None;
-        let slot = Arc::new_cyclic(|me: &std::sync::Weak<Slot<T::Output, T>>| {
+        let job = Arc::new_cyclic(|me: &std::sync::Weak<Blocking<T>>| {
             let (promise, f) = Promise::for_task_inline(&task, self.inner.id, me.clone());
             handle = Some(f);
-            Slot {
-                taken: Mutex::new(Some((promise, task))),
+            Blocking {
+                slot: Slot::new(promise, task),
             }
         });
         let handle = handle.expect("`new_cyclic` ran the constructor");
-        let (slot, handle) = match self.inner.enqueue(slot, handle) {
-            Ok(pair) => pair,
-            Err(task) => return Err(SubmitError::new(RejectReason::Shutdown, task)),
-        };
-        let inner = Arc::clone(&self.inner);
-        let id = handle.id();
-        let in_flight = self.inner.in_flight(id, slot.clone());
-        self.inner.spawn(async move {
-            let _in_flight = in_flight;
-            let permit = inner.permits.clone().acquire_owned().await;
-            inner.state.lock().queued.remove(&id);
-            if let Some((promise, task)) = slot.take() {
-                let pool = inner.id;
-                let ran = tokio::task::spawn_blocking(move || {
-                    let _worker = enter_worker(pool);
-                    promise.run(task)
-                })
-                .await;
-                if matches!(ran, Ok(true)) {
-                    inner.completed.fetch_add(1, Ordering::Relaxed);
-                }
+        match self.inner.submit(job.clone()) {
+            Ok(()) => Ok(handle),
+            Err(reason) => {
+                let (promise, task) = job.slot.take().expect("a refused job is untouched");
+                promise.cancel();
+                Err(SubmitError::new(reason, task))
             }
-            drop(permit);
-        });
-        Ok(handle)
+        }
     }
 
     /// One blocking-pool job per chunk.
@@ -517,12 +610,11 @@ impl Shutdown for AsyncExecutor {
 impl Introspect for AsyncExecutor {
     fn stats(&self) -> PoolStats {
         let state = self.inner.state.lock();
-        let running = state.in_flight - state.queued.len();
         PoolStats {
             workers: self.inner.max_workers,
-            idle: self.inner.max_workers.saturating_sub(running),
-            queued: state.queued.len(),
-            running,
+            idle: self.inner.max_workers.saturating_sub(state.running),
+            queued: state.queue.len(),
+            running: state.running,
             completed: self.inner.completed.load(Ordering::Relaxed),
         }
     }
