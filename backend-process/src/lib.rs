@@ -56,7 +56,7 @@ mod registry;
 mod wire;
 mod worker;
 
-pub use pool::{BuildError, ProcessPoolExecutor};
+pub use pool::{BuildError, OnWorkerDeath, ProcessPoolBuilder, ProcessPoolExecutor};
 pub use registry::{Registration, RemoteTask};
 pub use worker::{TEST_ENTRY, worker_main};
 

@@ -58,6 +58,7 @@ pub struct ProcessPoolExecutor {
 struct Inner {
     max_workers: usize,
     program: PathBuf,
+    options: Options,
     receiver: Receiver<Box<dyn Pending>>,
     gate: RwLock<Gate>,
     drivers: Mutex<Vec<JoinHandle<()>>>,
@@ -73,6 +74,161 @@ struct Inner {
 struct Gate {
     sender: Option<Sender<Box<dyn Pending>>>,
     broken: Option<BrokenExecutor>,
+}
+
+/// What a worker's death does (rule L6).
+///
+/// ```
+/// use backend_process::{OnWorkerDeath, ProcessPoolExecutor};
+/// let pool = ProcessPoolExecutor::builder()
+///     .on_worker_death(OnWorkerDeath::Replace)
+///     .build()
+///     .unwrap();
+/// # drop(pool);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnWorkerDeath {
+    /// As in Python: the pool breaks, and every pending future fails with an error naming the
+    /// dead worker's pid and its exit code or signal.
+    #[default]
+    BreakPool,
+    /// Only the dead worker's task fails (with the same details); a fresh worker replaces it.
+    Replace,
+}
+
+/// The pool's options, made by [`ProcessPoolBuilder`].
+#[derive(Debug, Clone, Default)]
+struct Options {
+    /// Sent to each new worker before any task (name, serialized task).
+    initializer: Option<(&'static str, Vec<u8>)>,
+    max_tasks_per_child: Option<usize>,
+    on_death: OnWorkerDeath,
+}
+
+/// Options for a [`ProcessPoolExecutor`] (Python's constructor arguments, plus a policy for dead
+/// workers).
+///
+/// ```
+/// let pool = backend_process::ProcessPoolExecutor::builder()
+///     .max_workers(2)
+///     .max_tasks_per_child(100)
+///     .build()
+///     .unwrap();
+/// assert_eq!(pool.max_workers(), 2);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ProcessPoolBuilder {
+    max_workers: Option<usize>,
+    options: Options,
+    initializer_error: Option<String>,
+}
+
+impl ProcessPoolBuilder {
+    /// At most this many worker processes (default: one per core); 0 is an error (rule L3).
+    ///
+    /// ```
+    /// assert!(backend_process::ProcessPoolExecutor::builder().max_workers(0).build().is_err());
+    /// ```
+    pub fn max_workers(mut self, max_workers: usize) -> Self {
+        self.max_workers = Some(max_workers);
+        self
+    }
+
+    /// Runs `task` in each new worker before any other task (Python's `initializer` with its
+    /// `initargs`, as one registered task). If it fails in a worker, the pool breaks (rule L7).
+    ///
+    /// ```
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Warm;
+    /// # impl executor_core::Task for Warm { type Output = (); fn run(self) -> Result<(), executor_core::TaskError> { Ok(()) } }
+    /// # impl backend_process::RemoteTask for Warm { const NAME: &'static str = "docs::warm"; }
+    /// let pool = backend_process::ProcessPoolExecutor::builder().initializer(Warm).build().unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn initializer<T: RemoteTask<Output = ()>>(mut self, task: T) -> Self {
+        match postcard::to_allocvec(&task) {
+            Ok(bytes) => self.options.initializer = Some((T::NAME, bytes)),
+            Err(e) => self.initializer_error = Some(e.to_string()),
+        }
+        self
+    }
+
+    /// A worker exits after this many tasks and a fresh one replaces it (rule L8); 0 is an error.
+    ///
+    /// ```
+    /// assert!(backend_process::ProcessPoolExecutor::builder().max_tasks_per_child(0).build().is_err());
+    /// ```
+    pub fn max_tasks_per_child(mut self, tasks: usize) -> Self {
+        self.options.max_tasks_per_child = Some(tasks);
+        self
+    }
+
+    /// What a worker's death does; the default breaks the pool, as Python does.
+    ///
+    /// ```
+    /// use backend_process::OnWorkerDeath;
+    /// let b = backend_process::ProcessPoolExecutor::builder().on_worker_death(OnWorkerDeath::Replace);
+    /// # drop(b);
+    /// ```
+    pub fn on_worker_death(mut self, policy: OnWorkerDeath) -> Self {
+        self.options.on_death = policy;
+        self
+    }
+
+    /// Checks the options and makes the pool. No worker starts until the first `submit`.
+    ///
+    /// ```
+    /// assert!(backend_process::ProcessPoolExecutor::builder().build().is_ok());
+    /// ```
+    pub fn build(self) -> Result<ProcessPoolExecutor, BuildError> {
+        let invalid = |field, value: &str, expected: &str| BuildError {
+            field,
+            value: value.to_owned(),
+            expected: expected.to_owned(),
+        };
+        let max_workers = self
+            .max_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if max_workers == 0 {
+            return Err(invalid("max_workers", "0", "must be at least 1"));
+        }
+        if self.options.max_tasks_per_child == Some(0) {
+            return Err(invalid("max_tasks_per_child", "0", "must be at least 1"));
+        }
+        if let Some(e) = self.initializer_error {
+            return Err(invalid(
+                "initializer",
+                "the task",
+                &format!("must serialize: {e}"),
+            ));
+        }
+        let program = std::env::current_exe().map_err(|e| {
+            invalid(
+                "program",
+                "the current executable",
+                &format!("must be readable to re-execute as a worker: {e}"),
+            )
+        })?;
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        Ok(ProcessPoolExecutor {
+            inner: Arc::new(Inner {
+                max_workers,
+                program,
+                options: self.options,
+                receiver,
+                gate: RwLock::new(Gate {
+                    sender: Some(sender),
+                    broken: None,
+                }),
+                drivers: Mutex::new(Vec::new()),
+                workers: Mutex::new(Vec::new()),
+                spawned: AtomicUsize::new(0),
+                idle: AtomicUsize::new(0),
+                running: AtomicUsize::new(0),
+                completed: AtomicU64::new(0),
+                next_request: AtomicU64::new(0),
+            }),
+        })
+    }
 }
 
 /// A submitted request and the promise its response completes, whatever the task type.
@@ -216,6 +372,16 @@ impl fmt::Display for BuildError {
 impl std::error::Error for BuildError {}
 
 impl ProcessPoolExecutor {
+    /// A builder with Python's defaults.
+    ///
+    /// ```
+    /// let pool = backend_process::ProcessPoolExecutor::builder().max_workers(2).build().unwrap();
+    /// assert_eq!(pool.max_workers(), 2);
+    /// ```
+    pub fn builder() -> ProcessPoolBuilder {
+        ProcessPoolBuilder::default()
+    }
+
     /// A pool of at most `max_workers` worker processes; 0 is an error (rule L3).
     ///
     /// ```
@@ -223,37 +389,9 @@ impl ProcessPoolExecutor {
     /// assert_eq!(pool.max_workers(), 2);
     /// ```
     pub fn new(max_workers: usize) -> Result<Self, BuildError> {
-        if max_workers == 0 {
-            return Err(BuildError {
-                field: "max_workers",
-                value: "0".into(),
-                expected: "must be at least 1".into(),
-            });
-        }
-        let program = std::env::current_exe().map_err(|e| BuildError {
-            field: "program",
-            value: "the current executable".into(),
-            expected: format!("must be readable to re-execute as a worker: {e}"),
-        })?;
-        let (sender, receiver) = crossbeam_channel::unbounded();
-        Ok(ProcessPoolExecutor {
-            inner: Arc::new(Inner {
-                max_workers,
-                program,
-                receiver,
-                gate: RwLock::new(Gate {
-                    sender: Some(sender),
-                    broken: None,
-                }),
-                drivers: Mutex::new(Vec::new()),
-                workers: Mutex::new(Vec::new()),
-                spawned: AtomicUsize::new(0),
-                idle: AtomicUsize::new(0),
-                running: AtomicUsize::new(0),
-                completed: AtomicU64::new(0),
-                next_request: AtomicU64::new(0),
-            }),
-        })
+        ProcessPoolExecutor::builder()
+            .max_workers(max_workers)
+            .build()
     }
 
     /// A pool with one worker per core (Python's default).
@@ -263,7 +401,7 @@ impl ProcessPoolExecutor {
     /// assert!(pool.max_workers() >= 1);
     /// ```
     pub fn with_default_workers() -> Result<Self, BuildError> {
-        ProcessPoolExecutor::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        ProcessPoolExecutor::builder().build()
     }
 
     /// The most worker processes this pool starts.
@@ -282,6 +420,29 @@ impl ProcessPoolExecutor {
     /// ```
     pub fn broken(&self) -> Option<BrokenExecutor> {
         self.inner.gate.read().broken.clone()
+    }
+
+    /// Sends SIGTERM to every worker (Python's `terminate_workers`): tasks not yet started are
+    /// cancelled, running ones fail with the broken-pool error, and the pool is shut down. Safe
+    /// to call twice, or on a pool with no workers (rule L9).
+    ///
+    /// ```
+    /// let pool = backend_process::ProcessPoolExecutor::new(1).unwrap();
+    /// pool.terminate_workers();
+    /// pool.terminate_workers();
+    /// ```
+    pub fn terminate_workers(&self) {
+        self.inner.stop_workers(rustix::process::Signal::TERM);
+    }
+
+    /// The same with SIGKILL (Python's `kill_workers`).
+    ///
+    /// ```
+    /// let pool = backend_process::ProcessPoolExecutor::new(1).unwrap();
+    /// pool.kill_workers();
+    /// ```
+    pub fn kill_workers(&self) {
+        self.inner.stop_workers(rustix::process::Signal::KILL);
     }
 
     fn submit_pending(
@@ -318,8 +479,8 @@ impl ProcessPoolExecutor {
 }
 
 impl Inner {
-    /// Starts one more worker and its driver thread, if below `max_workers`. Called with the gate
-    /// read-locked.
+    /// Starts one more driver thread (which starts its worker), if below `max_workers`. Called
+    /// with the gate read-locked.
     fn spawn_worker(self: &Arc<Self>) {
         let index = self
             .spawned
@@ -327,7 +488,64 @@ impl Inner {
                 (n < self.max_workers).then_some(n + 1)
             });
         let Ok(index) = index else { return };
-        let child = Command::new(&self.program)
+        let inner = Arc::clone(self);
+        let driver = std::thread::Builder::new()
+            .name(format!("backend-process-driver_{index}"))
+            .spawn(move || inner.drive());
+        match driver {
+            Ok(handle) => self.drivers.lock().push(handle),
+            Err(e) => {
+                self.spawned.fetch_sub(1, Ordering::AcqRel);
+                eprintln!("backend-process: cannot start a driver thread: {e}");
+            }
+        }
+    }
+
+    /// One worker slot's life: start a worker, serve it queued requests, and start a fresh one
+    /// when it retires (`max_tasks_per_child`) or, with [`OnWorkerDeath::Replace`], dies.
+    fn drive(self: Arc<Self>) {
+        loop {
+            let mut worker = match self.start_worker() {
+                Ok(worker) => worker,
+                Err(broken) => {
+                    self.break_pool(broken);
+                    return;
+                }
+            };
+            match self.serve(&mut worker) {
+                Served::Retired => {
+                    worker.retire(&self);
+                    continue;
+                }
+                Served::QueueClosed => {
+                    worker.retire(&self);
+                    return;
+                }
+                Served::Died { status, job } => {
+                    self.forget_worker(worker.pid);
+                    let pid = worker.pid;
+                    let how = format!(
+                        "worker pid {pid} {} while running a task",
+                        describe_exit(status)
+                    );
+                    let replace = self.options.on_death == OnWorkerDeath::Replace
+                        && self.gate.read().sender.is_some();
+                    if replace {
+                        job.fail(TaskError::msg(how).with_worker_pid(pid));
+                        continue;
+                    }
+                    let broken = self.break_pool(BrokenExecutor::new(BrokenKind::ProcessPool, how));
+                    job.fail(TaskError::broken(broken).with_worker_pid(pid));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Starts a worker process, waits for its handshake, and runs the initializer in it.
+    fn start_worker(&self) -> Result<Worker, BrokenExecutor> {
+        let broken = |why: String| BrokenExecutor::new(BrokenKind::ProcessPool, why);
+        let mut child = Command::new(&self.program)
             // A test binary runs the worker entry test; any other binary's `main` calls
             // `worker_main` before it looks at its arguments.
             .args([
@@ -341,97 +559,101 @@ impl Inner {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .spawn();
-        let mut child = match child {
-            Ok(child) => child,
-            Err(e) => {
-                self.spawned.fetch_sub(1, Ordering::AcqRel);
-                let inner = Arc::clone(self);
-                let reason = format!("cannot start a worker process: {e}");
-                // Breaking takes the gate's write lock, which our caller holds for reading.
-                std::thread::spawn(move || {
-                    inner.break_pool(BrokenExecutor::new(BrokenKind::ProcessPool, reason))
-                });
-                return;
-            }
-        };
+            .spawn()
+            .map_err(|e| broken(format!("cannot start a worker process: {e}")))?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             unreachable!("both pipes were requested");
         };
-        self.workers.lock().push(child.id());
-        let inner = Arc::clone(self);
-        let driver = std::thread::Builder::new()
-            .name(format!("backend-process-driver_{index}"))
-            .spawn(move || inner.drive(child, stdin, stdout));
-        match driver {
-            Ok(handle) => self.drivers.lock().push(handle),
-            Err(e) => eprintln!("backend-process: cannot start a driver thread: {e}"),
-        }
-    }
-
-    /// One worker's life: hand it queued requests one at a time and complete their futures;
-    /// if it dies, break the pool.
-    fn drive(self: Arc<Self>, mut child: Child, stdin: ChildStdin, stdout: ChildStdout) {
         let pid = child.id();
-        let mut input = BufWriter::new(stdin);
-        let mut output = BufReader::new(stdout);
-        if !matches!(wire::skip_to_magic(&mut output), Ok(true)) {
-            drop(input);
-            let status = child.wait();
-            self.forget_worker(pid);
-            let why = format!(
+        self.workers.lock().push(pid);
+        let mut worker = Worker {
+            pid,
+            child,
+            input: BufWriter::new(stdin),
+            output: BufReader::new(stdout),
+            served: 0,
+        };
+        if !matches!(wire::skip_to_magic(&mut worker.output), Ok(true)) {
+            let status = worker.end(self);
+            return Err(broken(format!(
                 "worker pid {pid} {} before it was ready (does this binary call \
                  `backend_process::worker_main()` first in `main`, or, for tests, \
                  `backend_process::test_worker!()`?)",
                 describe_exit(status)
-            );
-            self.break_pool(BrokenExecutor::new(BrokenKind::ProcessPool, why));
-            return;
+            )));
         }
+        if let Some((name, bytes)) = &self.options.initializer {
+            let request = Request {
+                id: u64::MAX,
+                task: (*name).to_owned(),
+                items: vec![bytes.clone()],
+            };
+            let answer = wire::write_frame(&mut worker.input, &request)
+                .and_then(|()| wire::read_frame::<Response>(&mut worker.output));
+            let failure = match answer {
+                Ok(Some(response)) => match response.outcomes.into_iter().next() {
+                    Some(Ok(_)) => None,
+                    Some(Err(e)) => Some(e.message),
+                    None => Some("no answer".to_owned()),
+                },
+                Ok(None) | Err(_) => Some(String::new()),
+            };
+            if let Some(message) = failure {
+                let status = worker.end(self);
+                let what = if message.is_empty() {
+                    describe_exit(status)
+                } else {
+                    message
+                };
+                return Err(broken(format!(
+                    "initializer `{name}` failed in worker pid {pid}: {what}"
+                )));
+            }
+        }
+        Ok(worker)
+    }
+
+    /// Hands queued requests to the worker one at a time until it must retire or dies.
+    fn serve(&self, worker: &mut Worker) -> Served {
         // IDLE from here; the worker counts itself idle again before it completes a future, so
         // that a submitter woken by that completion reuses it instead of starting another.
         self.idle.fetch_add(1, Ordering::AcqRel);
         loop {
-            let job = self.receiver.recv();
-            let Ok(job) = job else { break };
+            if self
+                .options
+                .max_tasks_per_child
+                .is_some_and(|max| worker.served >= max)
+            {
+                self.idle.fetch_sub(1, Ordering::AcqRel);
+                return Served::Retired;
+            }
+            let Ok(job) = self.receiver.recv() else {
+                self.idle.fetch_sub(1, Ordering::AcqRel);
+                return Served::QueueClosed;
+            };
             if !job.start() {
                 continue;
             }
             self.idle.fetch_sub(1, Ordering::AcqRel);
             self.running.fetch_add(1, Ordering::Relaxed);
-            let answer = wire::write_frame(&mut input, job.request())
-                .and_then(|()| wire::read_frame::<Response>(&mut output));
+            let answer = wire::write_frame(&mut worker.input, job.request())
+                .and_then(|()| wire::read_frame::<Response>(&mut worker.output));
             self.running.fetch_sub(1, Ordering::Relaxed);
             match answer {
                 Ok(Some(response)) if response.id == job.request().id => {
+                    worker.served += 1;
                     self.completed.fetch_add(1, Ordering::Relaxed);
                     self.idle.fetch_add(1, Ordering::AcqRel);
-                    job.finish(response.outcomes, pid);
+                    job.finish(response.outcomes, worker.pid);
                 }
                 _ => {
-                    // The worker died (or spoke nonsense): kill it to be sure, and break the pool.
-                    let _ = child.kill();
-                    drop(input);
-                    let status = child.wait();
-                    self.forget_worker(pid);
-                    let broken = BrokenExecutor::new(
-                        BrokenKind::ProcessPool,
-                        format!(
-                            "worker pid {pid} {} while running a task",
-                            describe_exit(status)
-                        ),
-                    );
-                    let broken = self.break_pool(broken);
-                    job.fail(TaskError::broken(broken).with_worker_pid(pid));
-                    return;
+                    // The worker died (or spoke nonsense): make sure it is gone, and reap it.
+                    let _ = worker.child.kill();
+                    let status = worker.child.wait();
+                    return Served::Died { status, job };
                 }
             }
         }
-        // Shut down: closing stdin ends the worker; wait for it so no zombie is left.
-        self.idle.fetch_sub(1, Ordering::AcqRel);
-        drop(input);
-        let _ = child.wait();
-        self.forget_worker(pid);
     }
 
     fn forget_worker(&self, pid: u32) {
@@ -459,6 +681,21 @@ impl Inner {
         broken
     }
 
+    /// `terminate_workers` / `kill_workers`: shut down, cancel what has not started, signal every
+    /// worker (their drivers then fail the running futures as broken), and reap them.
+    fn stop_workers(&self, signal: rustix::process::Signal) {
+        self.gate.write().sender = None;
+        while let Ok(job) = self.receiver.try_recv() {
+            job.cancel();
+        }
+        for pid in self.workers.lock().iter() {
+            if let Some(pid) = rustix::process::Pid::from_raw(*pid as i32) {
+                let _ = rustix::process::kill_process(pid, signal);
+            }
+        }
+        self.shutdown(ShutdownOptions::wait());
+    }
+
     fn shutdown(&self, options: ShutdownOptions) {
         self.gate.write().sender = None;
         if options.cancel_futures {
@@ -475,6 +712,43 @@ impl Inner {
             }
         }
     }
+}
+
+/// One running worker process and its pipes.
+struct Worker {
+    pid: u32,
+    child: Child,
+    input: BufWriter<ChildStdin>,
+    output: BufReader<ChildStdout>,
+    served: usize,
+}
+
+impl Worker {
+    /// Closes its stdin (a worker exits at the end of its input) and reaps it.
+    fn retire(self, inner: &Inner) {
+        let _ = self.end(inner);
+    }
+
+    /// Ends the worker whatever state it is in, reaps it, and reports how it ended.
+    fn end(mut self, inner: &Inner) -> std::io::Result<ExitStatus> {
+        drop(self.input);
+        let status = self.child.wait();
+        inner.forget_worker(self.pid);
+        status
+    }
+}
+
+/// How serving a worker ended.
+enum Served {
+    /// It ran `max_tasks_per_child` tasks.
+    Retired,
+    /// The queue is closed and empty: shut down.
+    QueueClosed,
+    /// It died running `job`.
+    Died {
+        status: std::io::Result<ExitStatus>,
+        job: Box<dyn Pending>,
+    },
 }
 
 /// "exited with code 3", "was killed by signal 9 (SIGKILL)".
