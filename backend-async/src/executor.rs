@@ -17,7 +17,7 @@ use executor_core::{
 use parking_lot::{Condvar, Mutex};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 use tokio::sync::Notify;
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::builder::AsyncExecutorBuilder;
 
@@ -74,13 +74,36 @@ struct State {
     queue: VecDeque<Arc<dyn Job>>,
     /// Tasks holding one of the `max_workers` places.
     running: usize,
-    /// Async tasks running now: what `stop` aborts.
-    aborts: HashMap<TaskId, AbortHandle>,
+    /// Async tasks running now: what `stop` aborts. Whichever of "the task was spawned" and "the
+    /// task finished" comes second removes the entry, so none is left behind.
+    aborts: HashMap<TaskId, AbortEntry>,
 }
 
 impl State {
     fn in_flight(&self) -> usize {
         self.queue.len() + self.running
+    }
+}
+
+enum AbortEntry {
+    Running(AbortHandle),
+    /// Finished before its spawner recorded the handle.
+    Finished,
+}
+
+impl State {
+    /// The spawner's side: record the handle, unless the task already finished.
+    fn record_abort(&mut self, id: TaskId, handle: AbortHandle) {
+        if self.aborts.remove(&id).is_none() {
+            self.aborts.insert(id, AbortEntry::Running(handle));
+        }
+    }
+
+    /// The task's side: forget the handle, or leave word that it finished first.
+    fn forget_abort(&mut self, id: TaskId) {
+        if self.aborts.remove(&id).is_none() {
+            self.aborts.insert(id, AbortEntry::Finished);
+        }
     }
 }
 
@@ -145,16 +168,17 @@ struct Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        let next = {
+        let (next, drained) = {
             let mut state = self.inner.state.lock();
             state.running -= 1;
-            self.inner.next_jobs(&mut state)
+            let next = self.inner.next_jobs(&mut state);
+            (next, state.in_flight() == 0)
         };
-        self.inner.start_all(next);
-        let state = self.inner.state.lock();
-        if state.in_flight() == 0 {
+        if drained {
             self.inner.idle.notify_all();
             self.inner.drained.notify_waiters();
+        } else if !next.is_empty() {
+            self.inner.start_all(next);
         }
     }
 }
@@ -207,32 +231,30 @@ where
     F: Future + Send + 'static,
     F::Output: Send + Sync + 'static,
 {
+    /// One tokio task per async task: it moves the future to RUNNING, polls the user's future
+    /// (panics caught), and completes the promise; `stop` aborts it.
     fn start(&self, place: Place) {
         let Some((promise, future)) = self.slot.take() else {
             return;
         };
         let inner = Arc::clone(&place.inner);
         let id = self.id;
-        inner.clone().spawn(async move {
+        let mut completion = Completion {
+            promise: Some(promise),
+            inner: Arc::clone(&inner),
+            id,
+        };
+        let task = inner.spawn(async move {
             let _place = place;
-            if promise.set_running_or_notify_cancel().is_err() {
+            if !completion.start() {
                 return;
             }
-            let policy = policy_for(Handle::current().runtime_flavor());
-            let task = tokio::spawn(Guarded {
-                policy,
-                future: Box::pin(future),
-            });
-            inner.state.lock().aborts.insert(id, task.abort_handle());
-            let outcome = match task.await {
-                Ok(value) => Ok(value),
-                Err(e) if e.is_panic() => Err(TaskError::panic(panic_message(&*e.into_panic()))),
-                Err(_) => Err(TaskError::stopped("stopped at an await point")),
-            };
-            inner.state.lock().aborts.remove(&id);
-            inner.completed.fetch_add(1, Ordering::Relaxed);
-            let _ = promise.complete(outcome);
+            let outcome = Caught(Box::pin(future))
+                .await
+                .map_err(|payload| TaskError::panic(panic_message(&*payload)));
+            completion.complete(outcome);
         });
+        inner.state.lock().record_abort(id, task.abort_handle());
     }
 
     fn cancel(&self) {
@@ -241,6 +263,62 @@ where
 
     fn settled(&self) -> bool {
         self.slot.settled()
+    }
+}
+
+/// Completes an async task's promise, or, if the task is dropped first (stopped by `stop`, or
+/// its runtime shut down), fails it as stopped.
+struct Completion<T> {
+    promise: Option<Promise<T>>,
+    inner: Arc<Inner>,
+    id: TaskId,
+}
+
+impl<T> Completion<T> {
+    /// PENDING → RUNNING; `false` if the future was cancelled (then the task is not polled).
+    fn start(&mut self) -> bool {
+        let started = self
+            .promise
+            .as_ref()
+            .is_some_and(|p| p.set_running_or_notify_cancel().is_ok());
+        if !started {
+            self.promise = None;
+            self.inner.state.lock().forget_abort(self.id);
+        }
+        started
+    }
+
+    fn complete(mut self, outcome: Result<T, TaskError>) {
+        self.inner.completed.fetch_add(1, Ordering::Relaxed);
+        if let Some(promise) = self.promise.take() {
+            self.inner.state.lock().forget_abort(self.id);
+            let _ = promise.complete(outcome);
+        }
+    }
+}
+
+impl<T> Drop for Completion<T> {
+    fn drop(&mut self) {
+        if let Some(promise) = self.promise.take() {
+            self.inner.state.lock().forget_abort(self.id);
+            let _ = promise.set_error(TaskError::stopped("stopped at an await point"));
+        }
+    }
+}
+
+/// Polls a future with its panics caught, as tokio's `JoinHandle` would report them.
+struct Caught<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for Caught<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
     }
 }
 
@@ -389,11 +467,11 @@ impl AsyncExecutor {
     /// ```
     pub fn stop<T>(&self, future: &FutureHandle<T>) -> bool {
         match self.inner.state.lock().aborts.get(&future.id()) {
-            Some(task) => {
+            Some(AbortEntry::Running(task)) => {
                 task.abort();
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
@@ -487,12 +565,12 @@ impl Inner {
     }
 
     /// Spawns our wrapper task, with the blocking policy of its runtime.
-    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
         let policy = policy_for(self.handle.runtime_flavor());
         self.handle.spawn(Guarded {
             policy,
             future: Box::pin(task),
-        });
+        })
     }
 
     /// Refuses new work; with `cancel`, cancels every task still waiting for a permit.
