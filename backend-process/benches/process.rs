@@ -84,7 +84,12 @@ fn round_trip(c: &mut Criterion) {
     let pool = ProcessPoolExecutor::new(cores()).expect("pool");
     pool.submit(Noop(0)).unwrap().into_result().unwrap();
     group.bench_function("backend-process submit+result", |b| {
-        b.iter(|| pool.submit(Noop(black_box(1))).unwrap().into_result().unwrap())
+        b.iter(|| {
+            pool.submit(Noop(black_box(1)))
+                .unwrap()
+                .into_result()
+                .unwrap()
+        })
     });
 
     let peer = procspawn::Pool::new(cores()).expect("procspawn pool");
