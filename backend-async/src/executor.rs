@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use executor_core::{
@@ -65,6 +65,9 @@ pub(crate) struct Inner {
     idle: Condvar,
     drained: Notify,
     completed: AtomicU64,
+    /// Submitted futures not done yet: what `shutdown(wait)` waits for. (A task cancelled after
+    /// it took a place but before its first poll is done, though its tokio task still exists.)
+    undone: AtomicUsize,
 }
 
 struct State {
@@ -86,23 +89,35 @@ impl State {
 }
 
 enum AbortEntry {
+    /// Being spawned: the handle is not known yet.
+    Starting,
+    /// `stop` came while the handle was not known yet: abort as soon as it is.
+    StopRequested,
     Running(AbortHandle),
     /// Finished before its spawner recorded the handle.
     Finished,
 }
 
 impl State {
-    /// The spawner's side: record the handle, unless the task already finished.
+    /// The spawner's side, after spawning: record the handle (or act on a stop that came first;
+    /// or clean up after a task that already finished).
     fn record_abort(&mut self, id: TaskId, handle: AbortHandle) {
-        if self.aborts.remove(&id).is_none() {
-            self.aborts.insert(id, AbortEntry::Running(handle));
+        match self.aborts.remove(&id) {
+            Some(AbortEntry::Starting) => {
+                self.aborts.insert(id, AbortEntry::Running(handle));
+            }
+            Some(AbortEntry::StopRequested) => handle.abort(),
+            Some(AbortEntry::Finished | AbortEntry::Running(_)) | None => {}
         }
     }
 
-    /// The task's side: forget the handle, or leave word that it finished first.
+    /// The task's side, when it ends: forget the handle, or leave word that it finished first.
     fn forget_abort(&mut self, id: TaskId) {
-        if self.aborts.remove(&id).is_none() {
-            self.aborts.insert(id, AbortEntry::Finished);
+        match self.aborts.remove(&id) {
+            Some(AbortEntry::Starting | AbortEntry::StopRequested) => {
+                self.aborts.insert(id, AbortEntry::Finished);
+            }
+            Some(AbortEntry::Running(_) | AbortEntry::Finished) | None => {}
         }
     }
 }
@@ -244,6 +259,7 @@ where
             inner: Arc::clone(&inner),
             id,
         };
+        inner.state.lock().aborts.insert(id, AbortEntry::Starting);
         let task = inner.spawn(async move {
             let _place = place;
             if !completion.start() {
@@ -338,8 +354,11 @@ fn policy_for(flavor: RuntimeFlavor) -> BlockingPolicy {
 }
 
 /// Polls the wrapped future with this executor's blocking policy in force (rule M3).
+/// Also marks the thread as working for this executor while it polls, so that a shutdown from
+/// inside one of its own tasks does not wait for itself.
 struct Guarded<F> {
     policy: BlockingPolicy,
+    pool: PoolId,
     future: Pin<Box<F>>,
 }
 
@@ -348,6 +367,7 @@ impl<F: Future> Future for Guarded<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let _policy = blocking_policy(self.policy);
+        let _worker = enter_worker(self.pool);
         self.future.as_mut().poll(cx)
     }
 }
@@ -389,6 +409,7 @@ impl AsyncExecutor {
                 idle: Condvar::new(),
                 drained: Notify::new(),
                 completed: AtomicU64::new(0),
+                undone: AtomicUsize::new(0),
             }),
         }
     }
@@ -432,6 +453,7 @@ impl AsyncExecutor {
             id: handle.id(),
             slot: Slot::new(promise, future),
         });
+        self.inner.watch(&handle);
         match self.inner.submit(job.clone()) {
             Ok(()) => Ok(handle),
             Err(reason) => {
@@ -466,12 +488,26 @@ impl AsyncExecutor {
     /// assert!(e.task_error().unwrap().is_stopped());
     /// ```
     pub fn stop<T>(&self, future: &FutureHandle<T>) -> bool {
-        match self.inner.state.lock().aborts.get(&future.id()) {
-            Some(AbortEntry::Running(task)) => {
+        let mut state = self.inner.state.lock();
+        let Some(entry) = state.aborts.get_mut(&future.id()) else {
+            return false;
+        };
+        // Only a task that has started (its future says RUNNING) is stopped; one that holds a
+        // place but was never polled is still PENDING, and `cancel()` is the way there.
+        if !future.running() {
+            return false;
+        }
+        match entry {
+            AbortEntry::Running(task) => {
                 task.abort();
                 true
             }
-            _ => false,
+            AbortEntry::Starting => {
+                *entry = AbortEntry::StopRequested;
+                true
+            }
+            AbortEntry::StopRequested => true,
+            AbortEntry::Finished => false,
         }
     }
 
@@ -490,7 +526,7 @@ impl AsyncExecutor {
         if options.wait {
             loop {
                 let drained = self.inner.drained.notified();
-                if self.inner.state.lock().in_flight() == 0 {
+                if self.inner.undone.load(Ordering::Acquire) == 0 {
                     break;
                 }
                 drained.await;
@@ -512,6 +548,19 @@ impl Inner {
         };
         self.start_all(next);
         Ok(())
+    }
+
+    /// Counts a submitted future as undone until it is done (finished or cancelled).
+    fn watch<T>(self: &Arc<Self>, future: &FutureHandle<T>) {
+        self.undone.fetch_add(1, Ordering::AcqRel);
+        let inner = Arc::clone(self);
+        future.add_done_callback(move |_| {
+            if inner.undone.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let _state = inner.state.lock();
+                inner.idle.notify_all();
+                inner.drained.notify_waiters();
+            }
+        });
     }
 
     /// Takes queued jobs, oldest first, for the free places (skipping cancelled ones).
@@ -569,6 +618,7 @@ impl Inner {
         let policy = policy_for(self.handle.runtime_flavor());
         self.handle.spawn(Guarded {
             policy,
+            pool: self.id,
             future: Box::pin(task),
         })
     }
@@ -596,18 +646,20 @@ impl Inner {
 
     /// Blocks until no task is in flight; on a runtime thread, inside `block_in_place` (or not at
     /// all on a current-thread runtime, where waiting would stall the tasks themselves).
-    fn wait_drained(&self) {
+    /// Returns whether it waited.
+    fn wait_drained(&self) -> bool {
         let wait = || {
             let mut state = self.state.lock();
-            while state.in_flight() > 0 {
+            while self.undone.load(Ordering::Acquire) > 0 {
                 self.idle.wait(&mut state);
             }
         };
         match Handle::try_current().map(|h| h.runtime_flavor()) {
             Err(_) => wait(),
             Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
-            Ok(_) => {}
+            Ok(_) => return false,
         }
+        true
     }
 
     fn shutdown(&self, options: ShutdownOptions) {
@@ -617,7 +669,11 @@ impl Inner {
         if !options.wait || executor_core::current_pool() == Some(self.id) {
             return;
         }
-        self.wait_drained();
+        if !self.wait_drained() {
+            // Could not wait (a current-thread runtime's thread): the tasks go on, and an owned
+            // runtime stays up until the executor's last reference goes.
+            return;
+        }
         if let Some(runtime) = self.owned.lock().take() {
             if Handle::try_current().is_ok() {
                 // Dropping a runtime inside another runtime's context is not allowed.
@@ -652,6 +708,7 @@ impl<T: Task> Executor<T> for AsyncExecutor {
             }
         });
         let handle = handle.expect("`new_cyclic` ran the constructor");
+        self.inner.watch(&handle);
         match self.inner.submit(job.clone()) {
             Ok(()) => Ok(handle),
             Err(reason) => {
@@ -691,7 +748,7 @@ impl Introspect for AsyncExecutor {
         PoolStats {
             workers: self.inner.max_workers,
             idle: self.inner.max_workers.saturating_sub(state.running),
-            queued: state.queue.len(),
+            queued: state.queue.iter().filter(|job| !job.settled()).count(),
             running: state.running,
             completed: self.inner.completed.load(Ordering::Relaxed),
         }
