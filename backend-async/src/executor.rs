@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use executor_core::{
     Batch, BlockingPolicy, Chunk, Executor, FutureHandle, InlineJob, Introspect, PoolId, PoolStats,
     Promise, RejectReason, Shutdown, ShutdownOptions, SubmitError, Task, TaskError, TaskId,
-    blocking_policy, enter_worker, panic_message,
+    TaskInfo, blocking_policy, enter_worker, panic_message,
 };
 use parking_lot::{Condvar, Mutex};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
@@ -230,7 +230,42 @@ impl<K: Task> Job for Blocking<K> {
 
 impl<K: Task> InlineJob for Blocking<K> {
     fn run_inline(&self) {
-        self.slot.run_inline();
+        in_blocking_section(|| self.slot.run_inline());
+    }
+}
+
+/// Runs `f`, which blocks, in tokio's blocking section when on a multi-thread runtime's thread.
+fn in_blocking_section(f: impl FnOnce()) {
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// A queued async task run to completion by a task of this executor that blocks on it (rule
+/// K2), inside tokio's blocking section; only on a multi-thread runtime, where that is allowed.
+impl<F> InlineJob for Async<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + Sync + 'static,
+{
+    fn run_inline(&self) {
+        let Ok(handle) = Handle::try_current() else {
+            return;
+        };
+        if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
+            return;
+        }
+        let Some((promise, future)) = self.slot.take() else {
+            return;
+        };
+        if promise.set_running_or_notify_cancel().is_err() {
+            return;
+        }
+        let _running = executor_core::deadlock::running(promise.info());
+        let outcome = tokio::task::block_in_place(|| handle.block_on(Caught(Box::pin(future))));
+        let _ =
+            promise.complete(outcome.map_err(|payload| TaskError::panic(panic_message(&*payload))));
     }
 }
 
@@ -254,13 +289,14 @@ where
         };
         let inner = Arc::clone(&place.inner);
         let id = self.id;
+        let info = promise.info();
         let mut completion = Completion {
             promise: Some(promise),
             inner: Arc::clone(&inner),
             id,
         };
         inner.state.lock().aborts.insert(id, AbortEntry::Starting);
-        let task = inner.spawn(async move {
+        let task = inner.spawn(Some(info), async move {
             let _place = place;
             if !completion.start() {
                 return;
@@ -359,6 +395,8 @@ fn policy_for(flavor: RuntimeFlavor) -> BlockingPolicy {
 struct Guarded<F> {
     policy: BlockingPolicy,
     pool: PoolId,
+    /// The user's task this polls, if any: recorded as running during each poll (rule K2).
+    task: Option<TaskInfo>,
     future: Pin<Box<F>>,
 }
 
@@ -368,6 +406,7 @@ impl<F: Future> Future for Guarded<F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let _policy = blocking_policy(self.policy);
         let _worker = enter_worker(self.pool);
+        let _running = self.task.map(executor_core::deadlock::running);
         self.future.as_mut().poll(cx)
     }
 }
@@ -453,6 +492,10 @@ impl AsyncExecutor {
             id: handle.id(),
             slot: Slot::new(promise, future),
         });
+        let inline: Arc<dyn InlineJob> = job.clone();
+        if let Some((promise, _)) = job.slot.taken.lock().as_ref() {
+            promise.allow_inline(self.inner.id, Arc::downgrade(&inline));
+        }
         self.inner.watch(&handle);
         match self.inner.submit(job.clone()) {
             Ok(()) => Ok(handle),
@@ -614,11 +657,16 @@ impl Inner {
     }
 
     /// Spawns our wrapper task, with the blocking policy of its runtime.
-    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
+    fn spawn(
+        &self,
+        user_task: Option<TaskInfo>,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> JoinHandle<()> {
         let policy = policy_for(self.handle.runtime_flavor());
         self.handle.spawn(Guarded {
             policy,
             pool: self.id,
+            task: user_task,
             future: Box::pin(task),
         })
     }

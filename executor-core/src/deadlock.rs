@@ -142,13 +142,29 @@ pub(crate) fn current_task() -> Option<TaskInfo> {
     CONTEXT.with(|c| c.borrow().tasks.last().copied())
 }
 
-/// Records that this thread runs `task` until the guard drops.
-pub(crate) fn running(task: TaskInfo) -> RunningGuard {
+/// Records that this thread runs `task` until the guard drops, so that a blocking wait made by
+/// the task takes part in inline running and cycle detection. [`Promise::run`](crate::Promise::run)
+/// does this itself; an executor that runs tasks another way (an async one, polling a task piece
+/// by piece) calls it around each piece.
+///
+/// ```
+/// let (promise, _future) = executor_core::Promise::<u8>::named("poll");
+/// let _running = executor_core::deadlock::running(promise.info());
+/// ```
+pub fn running(task: TaskInfo) -> RunningGuard {
     CONTEXT.with(|c| c.borrow_mut().tasks.push(task));
     RunningGuard
 }
 
-pub(crate) struct RunningGuard;
+/// Ends what [`running`] recorded when dropped.
+///
+/// ```
+/// let (promise, _future) = executor_core::Promise::<u8>::new();
+/// drop(executor_core::deadlock::running(promise.info()));
+/// ```
+#[derive(Debug)]
+#[must_use = "the record ends when the guard is dropped"]
+pub struct RunningGuard;
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
