@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use executor_core::{
-    Batch, BlockingPolicy, Chunk, Executor, FutureHandle, InlineJob, Introspect, PoolId, PoolStats,
+    Batch, BlockingPolicy, Executor, FutureHandle, InlineJob, Introspect, PoolId, PoolStats,
     Promise, RejectReason, Shutdown, ShutdownOptions, SubmitError, Task, TaskError, TaskId,
     TaskInfo, blocking_policy, enter_worker, panic_message,
 };
@@ -769,14 +769,7 @@ impl<T: Task> Executor<T> for AsyncExecutor {
 
     /// One blocking-pool job per chunk.
     fn submit_batch(&self, tasks: Vec<T>) -> Result<Batch<T::Output>, SubmitError<Vec<T>>> {
-        let len = tasks.len();
-        match self.submit(Chunk::new(tasks)) {
-            Ok(future) => Ok(Batch::chunk(future, len)),
-            Err(e) => {
-                let (reason, chunk) = e.into_parts();
-                Err(SubmitError::new(reason, chunk.into_inner()))
-            }
-        }
+        Batch::submit_chunk(self, tasks)
     }
 }
 

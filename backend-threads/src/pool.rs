@@ -8,8 +8,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_utils::CachePadded;
 use executor_core::{
-    Batch, BrokenExecutor, BrokenKind, Chunk, Executor, FutureHandle, Introspect, PoolId,
-    PoolStats, Promise, RejectReason, Shutdown, ShutdownOptions, SubmitError, Task, TaskError,
+    Batch, BrokenExecutor, BrokenKind, Executor, FutureHandle, Introspect, PoolId, PoolStats,
+    Promise, RejectReason, Shutdown, ShutdownOptions, SubmitError, Task, TaskError,
 };
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -490,14 +490,7 @@ impl<T: Task> Executor<T> for ThreadPoolExecutor {
 
     /// One queue entry per chunk: the per-task cost is paid once per chunk.
     fn submit_batch(&self, tasks: Vec<T>) -> Result<Batch<T::Output>, SubmitError<Vec<T>>> {
-        let len = tasks.len();
-        match self.submit(Chunk::new(tasks)) {
-            Ok(future) => Ok(Batch::chunk(future, len)),
-            Err(e) => {
-                let (reason, chunk) = e.into_parts();
-                Err(SubmitError::new(reason, chunk.into_inner()))
-            }
-        }
+        Batch::submit_chunk(self, tasks)
     }
 }
 

@@ -6,9 +6,11 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::deadline::deadline_after;
+use crate::error::SubmitError;
 use crate::error::{MapError, RejectReason, ResultError, TaskError, TimeoutError, WaitError};
 use crate::executor::{Executor, MapOptions};
 use crate::handle::FutureHandle;
+use crate::task::Chunk;
 use crate::task::Task;
 
 /// One chunk of `map`'s input after submission: either one future for the whole chunk (a
@@ -61,6 +63,33 @@ impl<O> Batch<O> {
     pub fn items(items: Vec<Result<FutureHandle<O>, RejectReason>>) -> Self {
         Batch {
             repr: Repr::Items(items),
+        }
+    }
+
+    /// Submits `tasks` to `executor` as one [`Chunk`](crate::Chunk): the one-line
+    /// [`Executor::submit_batch`] of a backend that can run any task. A refused chunk hands the
+    /// tasks back.
+    ///
+    /// ```
+    /// # mod reference { include!("../doc/reference_pool.rs"); }
+    /// # use reference::ReferencePool;
+    /// use executor_core::Batch;
+    /// let pool = ReferencePool::new(1);
+    /// let batch = Batch::submit_chunk(&pool, vec![|| 1, || 2]).unwrap();
+    /// assert_eq!(batch.len(), 2);
+    /// ```
+    pub fn submit_chunk<E, T>(executor: &E, tasks: Vec<T>) -> Result<Self, SubmitError<Vec<T>>>
+    where
+        E: Executor<Chunk<T>>,
+        T: Task<Output = O>,
+    {
+        let len = tasks.len();
+        match executor.submit(Chunk::new(tasks)) {
+            Ok(future) => Ok(Batch::chunk(future, len)),
+            Err(e) => {
+                let (reason, chunk) = e.into_parts();
+                Err(SubmitError::new(reason, chunk.into_inner()))
+            }
         }
     }
 
