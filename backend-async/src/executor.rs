@@ -64,7 +64,8 @@ pub(crate) struct Inner {
     /// Signalled (with `drained`) when the last task in flight finishes.
     idle: Condvar,
     drained: Notify,
-    completed: AtomicU64,
+    /// Shared with the jobs, which count a task run inline by a waiting sibling themselves.
+    completed: Arc<AtomicU64>,
     /// Submitted futures not done yet: what `shutdown(wait)` waits for. (A task cancelled after
     /// it took a place but before its first poll is done, though its tokio task still exists.)
     undone: AtomicUsize,
@@ -165,16 +166,6 @@ impl<T, W> Slot<T, W> {
     }
 }
 
-/// A blocking task still waiting for a place can be run by a blocking task of this executor
-/// that waits on it (rule K2): the waiter already holds a place, and lends it.
-impl<K: Task> InlineJob for Slot<K::Output, K> {
-    fn run_inline(&self) {
-        if let Some((promise, task)) = self.take() {
-            promise.run(task);
-        }
-    }
-}
-
 /// One of the `max_workers` places, held by a started task; dropping it (however the task ends,
 /// even unrun because the runtime shut down) frees the place and starts the next queued task.
 struct Place {
@@ -201,6 +192,7 @@ impl Drop for Place {
 /// A blocking task: run on tokio's blocking pool.
 struct Blocking<K: Task> {
     slot: Slot<K::Output, K>,
+    completed: Arc<AtomicU64>,
 }
 
 impl<K: Task> Job for Blocking<K> {
@@ -228,9 +220,17 @@ impl<K: Task> Job for Blocking<K> {
     }
 }
 
+/// A blocking task still waiting for a place can be run by a blocking task of this executor
+/// that waits on it (rule K2): the waiter already holds a place, and lends it.
 impl<K: Task> InlineJob for Blocking<K> {
     fn run_inline(&self) {
-        in_blocking_section(|| self.slot.run_inline());
+        in_blocking_section(|| {
+            if let Some((promise, task)) = self.slot.take()
+                && promise.run(task)
+            {
+                self.completed.fetch_add(1, Ordering::Relaxed);
+            }
+        });
     }
 }
 
@@ -243,7 +243,9 @@ fn in_blocking_section(f: impl FnOnce()) {
 }
 
 /// A queued async task run to completion by a task of this executor that blocks on it (rule
-/// K2), inside tokio's blocking section; only on a multi-thread runtime, where that is allowed.
+/// K2). The wait is already under the thread's blocking policy, so this thread may block: on a
+/// multi-thread runtime inside tokio's blocking section, elsewhere (a blocking-pool thread of a
+/// current-thread runtime) directly.
 impl<F> InlineJob for Async<F>
 where
     F: Future + Send + 'static,
@@ -253,9 +255,6 @@ where
         let Ok(handle) = Handle::try_current() else {
             return;
         };
-        if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
-            return;
-        }
         let Some((promise, future)) = self.slot.take() else {
             return;
         };
@@ -263,7 +262,12 @@ where
             return;
         }
         let _running = executor_core::deadlock::running(promise.info());
-        let outcome = tokio::task::block_in_place(|| handle.block_on(Caught(Box::pin(future))));
+        let run = || handle.block_on(Caught(Box::pin(future)));
+        let outcome = match handle.runtime_flavor() {
+            RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),
+            _ => run(),
+        };
+        self.completed.fetch_add(1, Ordering::Relaxed);
         let _ =
             promise.complete(outcome.map_err(|payload| TaskError::panic(panic_message(&*payload))));
     }
@@ -274,6 +278,7 @@ where
 struct Async<F: Future> {
     id: TaskId,
     slot: Slot<F::Output, F>,
+    completed: Arc<AtomicU64>,
 }
 
 impl<F> Job for Async<F>
@@ -447,7 +452,7 @@ impl AsyncExecutor {
                 }),
                 idle: Condvar::new(),
                 drained: Notify::new(),
-                completed: AtomicU64::new(0),
+                completed: Arc::new(AtomicU64::new(0)),
                 undone: AtomicUsize::new(0),
             }),
         }
@@ -491,6 +496,7 @@ impl AsyncExecutor {
         let job = Arc::new(Async {
             id: handle.id(),
             slot: Slot::new(promise, future),
+            completed: Arc::clone(&self.inner.completed),
         });
         let inline: Arc<dyn InlineJob> = job.clone();
         if let Some((promise, _)) = job.slot.taken.lock().as_ref() {
@@ -753,6 +759,7 @@ impl<T: Task> Executor<T> for AsyncExecutor {
             handle = Some(f);
             Blocking {
                 slot: Slot::new(promise, task),
+                completed: Arc::clone(&self.inner.completed),
             }
         });
         let handle = handle.expect("`new_cyclic` ran the constructor");

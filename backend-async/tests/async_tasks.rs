@@ -239,6 +239,33 @@ fn stats_count_running_and_queued_tasks_but_not_cancelled_ones() {
     );
 }
 
+/// K3 with K2: tasks a waiting sibling runs inline (async and blocking ones) count as completed
+/// like any other.
+#[test]
+fn stats_count_tasks_run_inline_as_completed() {
+    let pool = Arc::new(AsyncExecutor::new(1).unwrap());
+    let same = pool.clone();
+    let outer = pool
+        .submit_async(async move {
+            let queued_async = same.submit_async(async { 1u32 }).unwrap();
+            let queued_blocking = same.submit(|| 2u32).unwrap();
+            drop(same);
+            let a = queued_async.result(Some(LIMIT)).copied();
+            let b = queued_blocking.result(Some(LIMIT)).copied();
+            (a.ok(), b.ok())
+        })
+        .unwrap();
+    assert_eq!(*outer.result(Some(2 * LIMIT)).unwrap(), (Some(1), Some(2)));
+    until("the outer task's place is free", || {
+        pool.stats().running == 0
+    });
+    let stats = pool.stats();
+    assert_eq!(
+        stats.completed, 3,
+        "the outer task and the two run inline: {stats:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Panics
 // ---------------------------------------------------------------------------------------------

@@ -160,7 +160,38 @@ fn a_blocking_wait_on_a_queued_task_of_a_one_place_executor_does_not_hang() {
         .result(Some(2 * LIMIT))
         .expect("the outer task returned");
     let (a, b, elapsed) = outer.into_result().unwrap();
-    let hung: Vec<String> = [("an async task", a, 5), ("a blocking task", b, 6)]
+    assert_values_or_deadlock([("an async task", a, 5), ("a blocking task", b, 6)]);
+    assert!(elapsed < LIMIT / 2, "{elapsed:?}");
+}
+
+/// K2 from a blocking task: a blocking task of a one-place executor on a multi-thread runtime
+/// that blocks on an async and a blocking task it queued on the same executor gets both values
+/// (or a deadlock error), not a timeout.
+#[test]
+fn a_blocking_task_waiting_on_queued_tasks_of_a_one_place_executor_does_not_hang() {
+    let pool = Arc::new(AsyncExecutor::new(1).unwrap());
+    let same = pool.clone();
+    let outer = pool
+        .submit(move || {
+            let queued_async = same.submit_async(async { 5u32 }).unwrap();
+            let queued_blocking = same.submit(|| 6u32).unwrap();
+            drop(same);
+            let a = queued_async.result(Some(LIMIT / 2)).copied();
+            let b = queued_blocking.result(Some(LIMIT / 2)).copied();
+            (a, b)
+        })
+        .unwrap();
+    outer
+        .result(Some(2 * LIMIT))
+        .expect("the outer task returned");
+    let (a, b) = outer.into_result().unwrap();
+    assert_values_or_deadlock([("an async task", a, 5), ("a blocking task", b, 6)]);
+}
+
+/// Each outcome is its value or a deadlock error; lists the others.
+#[track_caller]
+fn assert_values_or_deadlock<const N: usize>(outcomes: [(&str, Result<u32, ResultError>, u32); N]) {
+    let hung: Vec<String> = outcomes
         .into_iter()
         .filter_map(|(what, outcome, value)| match outcome {
             Ok(v) if v == value => None,
@@ -171,7 +202,6 @@ fn a_blocking_wait_on_a_queued_task_of_a_one_place_executor_does_not_hang() {
         })
         .collect();
     assert!(hung.is_empty(), "{hung:#?}");
-    assert!(elapsed < LIMIT / 2, "{elapsed:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,4 +395,30 @@ fn on_a_current_thread_runtime_plain_threads_still_block_as_usual() {
     );
     stop_tx.send(()).unwrap();
     driver.join().unwrap();
+}
+
+/// K2 on a current-thread runtime (driven by `block_on`): a blocking task of a one-place
+/// executor (it runs on tokio's blocking pool, where blocking is allowed) that blocks on an async
+/// task it queued on the same executor gets the value or a deadlock error, not a timeout.
+#[test]
+fn on_a_current_thread_runtime_a_blocking_task_waiting_on_a_queued_async_task_does_not_hang() {
+    let runtime = current_thread_runtime();
+    let pool = Arc::new(on_current_thread(&runtime, 1));
+    let same = pool.clone();
+    let outer = pool
+        .submit(move || {
+            let queued = same.submit_async(async { 5u32 }).unwrap();
+            drop(same);
+            queued.result(Some(LIMIT / 2)).copied()
+        })
+        .unwrap();
+    let outcome = runtime.block_on(async {
+        let outcome = tokio::time::timeout(LIMIT, &outer).await;
+        tokio::time::timeout(LIMIT, pool.shutdown_async(ShutdownOptions::wait()))
+            .await
+            .expect("the tasks finished");
+        outcome
+    });
+    let outcome = outcome.expect("no hang").unwrap().clone();
+    assert_values_or_deadlock([("an async task", outcome, 5)]);
 }

@@ -221,21 +221,28 @@ impl<T> FutureHandle<T> {
     /// K2, see [`crate::deadlock`]); on a thread with a [blocking policy](crate::blocking), parks
     /// only as the policy allows. Every blocking wait on a single future goes through here.
     pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, WaitError> {
-        let _edge = match deadlock::current_task() {
+        let edge = match deadlock::current_task() {
             Some(waiter) if !self.done() => {
-                let edge = deadlock::wait_on(waiter, self.info()).map_err(WaitError::Deadlock)?;
-                if let Some(job) = deadlock::current_pool().and_then(|p| self.shared.inline_job(p))
-                {
-                    job.run_inline();
-                }
-                Some(edge)
+                Some(deadlock::wait_on(waiter, self.info()).map_err(WaitError::Deadlock)?)
             }
             _ => None,
         };
         if self.done() || passed(deadline) {
             return Ok(self.done());
         }
-        blocking::block(|| self.shared.wait_until(deadline)).map_err(WaitError::Refused)
+        // Running a queued task inline blocks this thread as much as waiting does, so both go
+        // under the thread's blocking policy.
+        blocking::block(|| {
+            let inline = edge
+                .as_ref()
+                .and(deadlock::current_pool())
+                .and_then(|pool| self.shared.inline_job(pool));
+            if let Some(job) = inline {
+                job.run_inline();
+            }
+            self.shared.wait_until(deadline)
+        })
+        .map_err(WaitError::Refused)
     }
 
     /// For a done future: `Err(Cancelled)` or the stored outcome.
