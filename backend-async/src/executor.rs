@@ -61,7 +61,7 @@ pub(crate) struct Inner {
     owned: Mutex<Option<Runtime>>,
     max_workers: usize,
     state: Mutex<State>,
-    /// Signalled (with `drained`) when the last task in flight finishes.
+    /// Signalled (with `drained`) when the last undone future is done.
     idle: Condvar,
     drained: Notify,
     /// Shared with the jobs, which count a task run inline by a waiting sibling themselves.
@@ -81,12 +81,6 @@ struct State {
     /// Async tasks running now: what `stop` aborts. Whichever of "the task was spawned" and "the
     /// task finished" comes second removes the entry, so none is left behind.
     aborts: HashMap<TaskId, AbortEntry>,
-}
-
-impl State {
-    fn in_flight(&self) -> usize {
-        self.queue.len() + self.running
-    }
 }
 
 enum AbortEntry {
@@ -174,16 +168,12 @@ struct Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        let (next, drained) = {
+        let next = {
             let mut state = self.inner.state.lock();
             state.running -= 1;
-            let next = self.inner.next_jobs(&mut state);
-            (next, state.in_flight() == 0)
+            self.inner.next_jobs(&mut state)
         };
-        if drained {
-            self.inner.idle.notify_all();
-            self.inner.drained.notify_waiters();
-        } else if !next.is_empty() {
+        if !next.is_empty() {
             self.inner.start_all(next);
         }
     }
@@ -677,24 +667,20 @@ impl Inner {
         })
     }
 
-    /// Refuses new work; with `cancel`, cancels every task still waiting for a permit.
+    /// Refuses new work; with `cancel`, cancels every task still waiting for a place (their
+    /// done callbacks wake `shutdown` if nothing else is left).
     fn close(&self, cancel: bool) {
-        let (queued, drained) = {
+        let queued: Vec<_> = {
             let mut state = self.state.lock();
             state.shutdown = true;
-            let queued: Vec<_> = if cancel {
+            if cancel {
                 state.queue.drain(..).collect()
             } else {
                 Vec::new()
-            };
-            (queued, state.in_flight() == 0)
+            }
         };
         for job in queued {
             job.cancel();
-        }
-        if drained {
-            self.idle.notify_all();
-            self.drained.notify_waiters();
         }
     }
 
