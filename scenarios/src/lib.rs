@@ -1,1 +1,6 @@
-//! Not built yet: see docs/ARCHITECTURE.md for the plan of this crate.
+//! Workloads and YAML scenarios for the benchmark harness.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod blob;
+pub mod io;

@@ -1,0 +1,10 @@
+//! The benchmark harness: runs the YAML scenarios of the `scenarios` crate on every backend and
+//! reports (terminal table, JSON lines, CSV, Markdown, SVG charts).
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod record;
+pub mod report;
+pub mod server;
+
+pub use record::Record;

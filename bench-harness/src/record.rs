@@ -1,0 +1,113 @@
+//! One measured row: a scenario on one backend at one point of its matrix.
+
+use serde::{Deserialize, Serialize};
+
+/// One row of results: what ran, how long it took, and whether its results were right.
+///
+/// Every export (JSON lines, CSV, Markdown, the terminal table, the charts) is made from these.
+///
+/// ```
+/// use bench_harness::Record;
+/// let r = Record::example();
+/// assert_eq!(r.backend, "threads");
+/// assert!(r.check_passed());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The scenario's name (`primes`, `io-fanout`, ...).
+    pub scenario: String,
+    /// The workload kind (`primes`, `prime-range`, `noop`, `io-fanout`, `faults`).
+    pub workload: String,
+    /// `serial`, `threads`, `process` or `async` (later also `cpython-threads`, `cpython-process`).
+    pub backend: String,
+    /// The pool size; `None` for the serial baseline.
+    pub max_workers: Option<usize>,
+    /// `map`'s chunk size; `None` where the workload does not use `map`, or for serial.
+    pub chunksize: Option<usize>,
+    /// `map`'s buffer size; `None` when unbounded.
+    pub buffersize: Option<usize>,
+    /// Tasks (items) per run.
+    pub tasks: usize,
+    /// Timed runs (warm-up runs excluded).
+    pub repeats: usize,
+    /// Median wall time of one run, seconds.
+    pub median_s: f64,
+    /// Fastest run, seconds.
+    pub min_s: f64,
+    /// Slowest run, seconds.
+    pub max_s: f64,
+    /// `median_s / tasks`, microseconds.
+    pub per_task_us: f64,
+    /// Serial median / this median (`None` where no serial row was measured).
+    pub speedup: Option<f64>,
+    /// The physical limit for this row, seconds: total CPU work / usable cores, or latency ×
+    /// ⌈tasks / concurrency⌉, whichever is larger (`None` where neither applies).
+    pub ideal_s: Option<f64>,
+    /// `ideal_s / median_s`: 1.0 is the physical limit.
+    pub efficiency: Option<f64>,
+    /// Tasks that failed (error or panic) in the last run; a fault scenario expects some.
+    pub failed_tasks: usize,
+    /// `"ok"`, or what did not match the scenario's expectations.
+    pub check: String,
+}
+
+impl Record {
+    /// Whether the row's results matched the scenario's expectations.
+    ///
+    /// ```
+    /// let mut r = bench_harness::Record::example();
+    /// assert!(r.check_passed());
+    /// r.check = "expected 5 primes, got 4".into();
+    /// assert!(!r.check_passed());
+    /// ```
+    pub fn check_passed(&self) -> bool {
+        self.check == "ok"
+    }
+
+    /// The key that identifies "the same measurement" across two runs (for `compare`).
+    ///
+    /// ```
+    /// let r = bench_harness::Record::example();
+    /// assert_eq!(r.key(), "primes / threads / workers=2 / chunksize=1 / buffersize=-");
+    /// ```
+    pub fn key(&self) -> String {
+        fn opt(v: Option<usize>) -> String {
+            v.map_or_else(|| "-".to_string(), |v| v.to_string())
+        }
+        format!(
+            "{} / {} / workers={} / chunksize={} / buffersize={}",
+            self.scenario,
+            self.backend,
+            opt(self.max_workers),
+            opt(self.chunksize),
+            opt(self.buffersize)
+        )
+    }
+
+    /// A plausible row, for examples and tests.
+    ///
+    /// ```
+    /// assert_eq!(bench_harness::Record::example().tasks, 6);
+    /// ```
+    pub fn example() -> Record {
+        Record {
+            scenario: "primes".into(),
+            workload: "primes".into(),
+            backend: "threads".into(),
+            max_workers: Some(2),
+            chunksize: Some(1),
+            buffersize: None,
+            tasks: 6,
+            repeats: 3,
+            median_s: 0.120,
+            min_s: 0.115,
+            max_s: 0.131,
+            per_task_us: 20_000.0,
+            speedup: Some(1.9),
+            ideal_s: Some(0.114),
+            efficiency: Some(0.95),
+            failed_tasks: 0,
+            check: "ok".into(),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The loopback blob server.

@@ -1,0 +1,1 @@
+//! Blob contents and digests.

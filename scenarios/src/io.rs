@@ -1,0 +1,1 @@
+//! Fetching blobs over HTTP.
