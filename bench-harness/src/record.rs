@@ -1,6 +1,11 @@
 //! One measured row: a scenario on one backend at one point of its matrix.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+// A row whose runs never finished has no times: NaN, which JSON writes as `null`.
+fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
 
 /// One row of results: what ran, how long it took, and whether its results were right.
 ///
@@ -31,12 +36,16 @@ pub struct Record {
     /// Timed runs (warm-up runs excluded).
     pub repeats: usize,
     /// Median wall time of one run, seconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub median_s: f64,
     /// Fastest run, seconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub min_s: f64,
     /// Slowest run, seconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub max_s: f64,
     /// `median_s / tasks`, microseconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub per_task_us: f64,
     /// Serial median / this median (`None` where no serial row was measured).
     pub speedup: Option<f64>,

@@ -1,0 +1,351 @@
+//! Runs scenarios: each backend at each matrix point, warm-up then timed repeats, one
+//! [`Record`] per row, handed over the moment it is measured.
+
+use std::num::NonZeroUsize;
+use std::time::{Duration, Instant};
+
+use backend_async::AsyncExecutor;
+use backend_process::ProcessPoolExecutor;
+use backend_threads::ThreadPoolExecutor;
+use executor_core::{Shutdown, ShutdownOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use scenarios::{Backend, Item, Point, RunEnv, RunError, Scenario, Tally, Workload};
+
+use crate::Record;
+use crate::server::BlobServer;
+
+/// How to run: quick mode, which backends, repeat counts, progress bar.
+///
+/// ```
+/// let o = bench_harness::RunOptions::default();
+/// assert!(!o.quick && o.backends.is_empty());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run each scenario's `quick:` version, once, without warm-up (the regression tests).
+    pub quick: bool,
+    /// Only these backends (empty: each scenario's own list).
+    pub backends: Vec<Backend>,
+    /// Override every scenario's `repeats`.
+    pub repeats: Option<usize>,
+    /// Override every scenario's `warmup`.
+    pub warmup: Option<usize>,
+    /// Show a progress bar on stderr (only drawn on a terminal).
+    pub progress: bool,
+}
+
+/// Why a whole run stopped (a row's failures are in its record instead).
+///
+/// ```
+/// let e = bench_harness::HarnessError("cannot start the blob server".into());
+/// assert_eq!(e.to_string(), "cannot start the blob server");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HarnessError(pub String);
+
+impl std::fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+/// This machine's usable cores (the physical limit for CPU work).
+///
+/// ```
+/// assert!(bench_harness::cores() >= 1);
+/// ```
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
+/// The scenario as it will run under `options` (quick mode, overrides applied).
+///
+/// ```
+/// let s = scenarios::builtin().unwrap().remove(0);
+/// let o = bench_harness::RunOptions { quick: true, ..Default::default() };
+/// assert_eq!(bench_harness::effective(&s, &o).repeats, 1);
+/// ```
+pub fn effective(scenario: &Scenario, options: &RunOptions) -> Scenario {
+    let mut s = if options.quick {
+        scenario.quick_mode()
+    } else {
+        scenario.clone()
+    };
+    if !options.backends.is_empty() {
+        s.backends.retain(|b| options.backends.contains(b));
+    }
+    if let Some(r) = options.repeats {
+        s.repeats = r.max(1);
+    }
+    if let Some(w) = options.warmup {
+        s.warmup = w;
+    }
+    s
+}
+
+/// How many rows a scenario makes under `options` (serial: one; other backends: one per point).
+///
+/// ```
+/// let s = scenarios::builtin().unwrap().remove(0); // primes: 4 backends, 3 pool sizes
+/// assert_eq!(bench_harness::rows(&s, &Default::default()), 1 + 3 * 3);
+/// ```
+pub fn rows(scenario: &Scenario, options: &RunOptions) -> usize {
+    let s = effective(scenario, options);
+    let points = s.matrix.points().len();
+    s.backends
+        .iter()
+        .map(|b| if *b == Backend::Serial { 1 } else { points })
+        .sum()
+}
+
+/// Runs every scenario under `options`, calling `on_record` with each row as soon as it is
+/// measured (so a sink can write it before the next row starts). Returns every record.
+///
+/// ```
+/// let s = scenarios::Scenario::parse("t.yaml", "
+/// name: t
+/// workload: {primes: {numbers: [7, 9]}}
+/// backends: [serial, threads]
+/// matrix: {max_workers: [2]}
+/// repeats: 1
+/// warmup: 0
+/// expect: {outputs: [true, false]}
+/// ").unwrap();
+/// let mut seen = 0;
+/// let records = bench_harness::run(&[s], &Default::default(), |_| { seen += 1; Ok(()) }).unwrap();
+/// assert_eq!((records.len(), seen), (2, 2));
+/// assert!(records.iter().all(|r| r.check_passed()));
+/// ```
+pub fn run(
+    scenarios: &[Scenario],
+    options: &RunOptions,
+    mut on_record: impl FnMut(&Record) -> std::io::Result<()>,
+) -> Result<Vec<Record>, HarnessError> {
+    let plans: Vec<Scenario> = scenarios.iter().map(|s| effective(s, options)).collect();
+    let total_runs: usize = plans
+        .iter()
+        .map(|s| rows(s, &RunOptions::default()) * (s.warmup + s.repeats))
+        .sum();
+    let bar = if options.progress {
+        let bar = ProgressBar::new(total_runs as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} runs  {msg}")
+                .map_err(|e| HarnessError(e.to_string()))?
+                .progress_chars("=> "),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut records = Vec::new();
+    for scenario in &plans {
+        let server = match &scenario.workload {
+            Workload::IoFanout { latency_ms, .. } => Some(
+                BlobServer::start(Duration::from_millis(*latency_ms))
+                    .map_err(|e| HarnessError(format!("cannot start the blob server: {e}")))?,
+            ),
+            _ => None,
+        };
+        let env = RunEnv::new(server.as_ref().map(BlobServer::base_url));
+        let mut serial_median = None;
+        for backend in &scenario.backends {
+            let points = if *backend == Backend::Serial {
+                vec![None]
+            } else {
+                scenario.matrix.points().into_iter().map(Some).collect()
+            };
+            for point in points {
+                bar.set_message(format!(
+                    "{} on {}{}",
+                    scenario.name,
+                    backend,
+                    point.map_or(String::new(), |p| format!(
+                        " (workers {}, chunksize {})",
+                        p.max_workers, p.chunksize
+                    ))
+                ));
+                let record = measure(scenario, *backend, point, &env, serial_median, &bar);
+                if *backend == Backend::Serial && record.check_passed() {
+                    serial_median = Some(record.median_s);
+                }
+                on_record(&record)
+                    .map_err(|e| HarnessError(format!("cannot write results: {e}")))?;
+                records.push(record);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok(records)
+}
+
+enum Executor {
+    Serial,
+    Threads(ThreadPoolExecutor),
+    Process(ProcessPoolExecutor),
+    Async(AsyncExecutor),
+}
+
+impl Executor {
+    fn build(backend: Backend, workers: usize) -> Result<Executor, String> {
+        Ok(match backend {
+            Backend::Serial => Executor::Serial,
+            Backend::Threads => {
+                Executor::Threads(ThreadPoolExecutor::new(workers).map_err(|e| e.to_string())?)
+            }
+            Backend::Process => {
+                Executor::Process(ProcessPoolExecutor::new(workers).map_err(|e| e.to_string())?)
+            }
+            Backend::Async => {
+                Executor::Async(AsyncExecutor::new(workers).map_err(|e| e.to_string())?)
+            }
+        })
+    }
+
+    fn run(
+        &self,
+        workload: &Workload,
+        point: &Point,
+        timeout: Duration,
+        env: &RunEnv,
+    ) -> Result<Vec<Item>, RunError> {
+        match self {
+            Executor::Serial => scenarios::run_serial(workload, env),
+            Executor::Threads(p) => scenarios::run_on(p, workload, point, timeout, env),
+            Executor::Process(p) => scenarios::run_on(p, workload, point, timeout, env),
+            Executor::Async(p) => scenarios::run_async(p, workload, point, timeout, env),
+        }
+    }
+
+    fn shutdown(&self) {
+        let options = ShutdownOptions::wait().cancel_futures();
+        match self {
+            Executor::Serial => {}
+            Executor::Threads(p) => p.shutdown(options),
+            Executor::Process(p) => p.shutdown(options),
+            Executor::Async(p) => p.shutdown(options),
+        }
+    }
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// The physical limit for one row: CPU work spread over the usable cores, or the latency paid
+/// once per wave of `concurrency` requests, whichever is larger.
+fn ideal(workload: &Workload, workers: usize, serial_median: Option<f64>) -> Option<f64> {
+    match workload {
+        Workload::IoFanout {
+            blobs, latency_ms, ..
+        } => {
+            let waves = blobs.div_ceil(workers.max(1));
+            Some(waves as f64 * *latency_ms as f64 / 1000.0)
+        }
+        Workload::Noop { .. } => None,
+        Workload::Primes { .. } | Workload::PrimeRange { .. } | Workload::Faults { .. } => {
+            serial_median.map(|s| s / workers.clamp(1, cores()) as f64)
+        }
+    }
+}
+
+fn measure(
+    scenario: &Scenario,
+    backend: Backend,
+    point: Option<Point>,
+    env: &RunEnv,
+    serial_median: Option<f64>,
+    bar: &ProgressBar,
+) -> Record {
+    let workers = point.map_or(1, |p| p.max_workers);
+    let run_point = point.unwrap_or(Point {
+        max_workers: 1,
+        chunksize: 1,
+        buffersize: None,
+    });
+    let uses_map = !matches!(scenario.workload, Workload::Noop { .. })
+        && !(backend == Backend::Async && scenario.workload.is_io());
+    let mut record = Record {
+        scenario: scenario.name.clone(),
+        workload: scenario.workload.kind().to_string(),
+        backend: backend.name().to_string(),
+        max_workers: point.map(|p| p.max_workers),
+        chunksize: point.filter(|_| uses_map).map(|p| p.chunksize),
+        buffersize: point.filter(|_| uses_map).and_then(|p| p.buffersize),
+        tasks: scenario.workload.tasks(),
+        repeats: 0,
+        median_s: f64::NAN,
+        min_s: f64::NAN,
+        max_s: f64::NAN,
+        per_task_us: f64::NAN,
+        speedup: None,
+        ideal_s: None,
+        efficiency: None,
+        failed_tasks: 0,
+        check: "ok".into(),
+    };
+    let executor = match Executor::build(backend, workers) {
+        Ok(e) => e,
+        Err(e) => {
+            record.check = format!("cannot build the {backend} pool: {e}");
+            bar.inc((scenario.warmup + scenario.repeats) as u64);
+            return record;
+        }
+    };
+    let timeout = Duration::from_secs_f64(scenario.timeout_s);
+    let mut times = Vec::with_capacity(scenario.repeats);
+    let mut problem = None;
+    for i in 0..scenario.warmup + scenario.repeats {
+        let start = Instant::now();
+        let items = executor.run(&scenario.workload, &run_point, timeout, env);
+        let elapsed = start.elapsed().as_secs_f64();
+        bar.inc(1);
+        if i >= scenario.warmup {
+            times.push(elapsed);
+        }
+        let items = match items {
+            Ok(items) => items,
+            Err(e) => {
+                problem = Some(e.to_string());
+                break;
+            }
+        };
+        // The clock has stopped: checking (blob checksums included) is not measured.
+        let tally = Tally::of(&scenario.workload, &items);
+        record.failed_tasks = tally.failed + tally.panicked;
+        if let Err(e) = tally.check(&scenario.expect) {
+            problem = Some(e);
+            break;
+        }
+    }
+    executor.shutdown();
+    if let Some(p) = problem {
+        record.check = p;
+    }
+    if !times.is_empty() {
+        times.sort_by(f64::total_cmp);
+        record.repeats = times.len();
+        record.median_s = median(&times);
+        record.min_s = times[0];
+        record.max_s = times[times.len() - 1];
+        record.per_task_us = record.median_s * 1e6 / record.tasks.max(1) as f64;
+        let serial = if backend == Backend::Serial {
+            Some(record.median_s)
+        } else {
+            serial_median
+        };
+        record.speedup = serial.map(|s| s / record.median_s);
+        record.ideal_s = ideal(&scenario.workload, workers, serial);
+        record.efficiency = record.ideal_s.map(|i| i / record.median_s);
+    }
+    record
+}

@@ -1,0 +1,175 @@
+//! Scenario-driven regression tests: every built-in YAML scenario, in quick mode, on every
+//! backend, must produce the results its `expect:` block names (correctness, never timing).
+
+use std::collections::BTreeSet;
+
+use bench_harness::{RunOptions, rows, run};
+use scenarios::{Backend, Scenario};
+
+backend_process::test_worker!();
+
+fn scenario(name: &str) -> Scenario {
+    scenarios::builtin()
+        .expect("the built-in scenarios parse")
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no built-in scenario `{name}`"))
+}
+
+fn quick() -> RunOptions {
+    RunOptions {
+        quick: true,
+        ..RunOptions::default()
+    }
+}
+
+/// Runs one scenario quick on every backend and checks every row.
+fn check(name: &str) {
+    let s = scenario(name);
+    assert_eq!(
+        s.backends,
+        Backend::all(),
+        "built-in scenarios run on every backend"
+    );
+    let mut streamed = Vec::new();
+    let records = run(std::slice::from_ref(&s), &quick(), |r| {
+        streamed.push(r.clone());
+        Ok(())
+    })
+    .expect("the run completes");
+    assert_eq!(
+        records, streamed,
+        "each row is handed over as it is measured"
+    );
+    assert_eq!(records.len(), rows(&s, &quick()));
+    let backends: BTreeSet<&str> = records.iter().map(|r| r.backend.as_str()).collect();
+    assert_eq!(
+        backends,
+        BTreeSet::from(["async", "process", "serial", "threads"])
+    );
+    for r in &records {
+        assert!(r.check_passed(), "{}: {}", r.key(), r.check);
+        assert_eq!(r.repeats, 1, "{}", r.key());
+        assert!(r.median_s.is_finite() && r.median_s > 0.0, "{}", r.key());
+        assert!(r.min_s <= r.median_s && r.median_s <= r.max_s);
+        if r.backend != "serial" {
+            assert!(r.speedup.is_some(), "{}: speedup against serial", r.key());
+        }
+    }
+}
+
+#[test]
+fn primes_quick_on_every_backend() {
+    check("primes");
+}
+
+#[test]
+fn io_fanout_quick_on_every_backend() {
+    check("io-fanout");
+}
+
+#[test]
+fn chunksize_sweep_quick_on_every_backend() {
+    check("chunksize-sweep");
+}
+
+#[test]
+fn overhead_quick_on_every_backend() {
+    check("overhead");
+}
+
+#[test]
+fn faults_quick_on_every_backend() {
+    let s = scenario("faults");
+    check("faults");
+    // The faults are reported, not hidden: every row counts the failing tasks.
+    let quick = s.quick_mode();
+    let expected = quick.expect.failed.unwrap_or(0) + quick.expect.panicked.unwrap_or(0);
+    assert!(expected > 0);
+    let records = run(&[s], &quick(), |_| Ok(())).unwrap();
+    assert!(records.iter().all(|r| r.failed_tasks == expected));
+}
+
+#[test]
+fn every_builtin_scenario_has_a_test_here() {
+    let tested = [
+        "primes",
+        "io-fanout",
+        "chunksize-sweep",
+        "overhead",
+        "faults",
+    ];
+    for s in scenarios::builtin().unwrap() {
+        assert!(
+            tested.contains(&s.name.as_str()),
+            "add a regression test for the new scenario `{}`",
+            s.name
+        );
+    }
+}
+
+/// A wrong expectation fails the row with a message saying what differs, and the run goes on
+/// to the next row (nothing measured is lost).
+#[test]
+fn a_wrong_expectation_fails_its_rows_and_the_run_goes_on() {
+    let s = Scenario::parse(
+        "wrong.yaml",
+        "
+name: wrong
+workload: {primes: {numbers: [7, 8, 9]}}
+backends: [serial, threads]
+matrix: {max_workers: [1, 2]}
+expect: {primes: 2}
+",
+    )
+    .unwrap();
+    let records = run(&[s], &quick(), |_| Ok(())).unwrap();
+    assert_eq!(records.len(), 3);
+    for r in &records {
+        assert_eq!(r.check, "expected primes = 2, got 1", "{}", r.key());
+        assert!(r.median_s.is_finite(), "the failed run's time is kept");
+    }
+}
+
+/// A task that outlives the scenario's timeout fails its row instead of hanging the harness.
+#[test]
+fn a_run_past_its_timeout_fails_instead_of_hanging() {
+    let s = Scenario::parse(
+        "slow.yaml",
+        "
+name: slow
+workload: {primes: {numbers: [1099726899285419, 1099726899285419, 1099726899285419, 1099726899285419]}}
+backends: [threads, process]
+matrix: {max_workers: [1]}
+timeout_s: 0.001
+expect: {primes: 0}
+",
+    )
+    .unwrap();
+    let records = run(&[s], &quick(), |_| Ok(())).unwrap();
+    for r in &records {
+        assert!(
+            r.check.contains("timed out") || r.check.contains("imeout"),
+            "{}: {}",
+            r.key(),
+            r.check
+        );
+    }
+}
+
+/// The io-fanout scenario needs a server; the harness starts one on loopback per scenario.
+#[test]
+fn io_fanout_on_the_async_backend_uses_async_tasks() {
+    let s = scenario("io-fanout");
+    let options = RunOptions {
+        quick: true,
+        backends: vec![Backend::Async, Backend::Threads],
+        ..RunOptions::default()
+    };
+    let records = run(&[s], &options, |_| Ok(())).unwrap();
+    for r in &records {
+        assert!(r.check_passed(), "{}: {}", r.key(), r.check);
+        // map (with chunksize) on threads; one async task per download on tokio.
+        assert_eq!(r.chunksize.is_none(), r.backend == "async", "{}", r.key());
+    }
+}

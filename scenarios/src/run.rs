@@ -1,0 +1,497 @@
+//! Running a workload: serially, on any executor, or with async I/O on the tokio backend.
+//!
+//! A run returns one [`Item`] per task, in input order; [`Tally`] then checks them against the
+//! scenario's expectations. The clock stops before tallying, so verification (e.g. recomputing
+//! each blob's checksum) is not part of what is measured.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use backend_async::AsyncExecutor;
+use executor_core::{Executor, MapOptions, ResultError, Task, TaskError};
+
+use crate::blob::{Digest, expected_digest};
+use crate::io::{FetchBlob, fetch_blob};
+use crate::schema::{Expect, Point, Workload};
+use crate::tasks::{Faulty, IsPrime, NoOp};
+
+/// Everything the workloads need from their surroundings.
+///
+/// ```
+/// let env = scenarios::RunEnv::new(None);
+/// assert!(env.blob_url().is_none());
+/// ```
+#[derive(Debug, Clone)]
+pub struct RunEnv {
+    blob_url: Option<String>,
+    client: reqwest::Client,
+}
+
+impl RunEnv {
+    /// `blob_url`: the base URL of the blob server (`io-fanout` needs one).
+    ///
+    /// ```
+    /// let env = scenarios::RunEnv::new(Some("http://127.0.0.1:9".into()));
+    /// assert_eq!(env.blob_url(), Some("http://127.0.0.1:9"));
+    /// ```
+    pub fn new(blob_url: Option<String>) -> RunEnv {
+        RunEnv {
+            blob_url,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// The blob server's base URL, if any.
+    ///
+    /// ```
+    /// assert_eq!(scenarios::RunEnv::new(None).blob_url(), None);
+    /// ```
+    pub fn blob_url(&self) -> Option<&str> {
+        self.blob_url.as_deref()
+    }
+
+    fn url(&self) -> Result<&str, RunError> {
+        self.blob_url()
+            .ok_or_else(|| RunError("io-fanout needs a blob server, and none was started".into()))
+    }
+}
+
+/// One task's result.
+///
+/// ```
+/// let item: scenarios::Item = Ok(scenarios::Output::Bool(true));
+/// assert!(item.is_ok());
+/// ```
+pub type Item = Result<Output, Fault>;
+
+/// A successful task's value.
+///
+/// ```
+/// assert_eq!(scenarios::Output::U64(3), scenarios::Output::U64(3));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// `is_prime`'s answer.
+    Bool(bool),
+    /// A no-op's or a faulty task's echo.
+    U64(u64),
+    /// A downloaded blob's size and checksum.
+    Digest(Digest),
+}
+
+/// A failed task.
+///
+/// ```
+/// let f = scenarios::Fault::Panicked("boom".into());
+/// assert_eq!(f.to_string(), "panicked: boom");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The task panicked.
+    Panicked(String),
+    /// The task returned an error, or its result never came (timeout, broken pool, ...).
+    Failed(String),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Panicked(m) => write!(f, "panicked: {m}"),
+            Fault::Failed(m) => write!(f, "failed: {m}"),
+        }
+    }
+}
+
+fn fault_of_task(e: &TaskError) -> Fault {
+    if e.is_panic() {
+        Fault::Panicked(e.message().to_string())
+    } else {
+        Fault::Failed(e.to_string())
+    }
+}
+
+fn fault_of(e: &ResultError) -> Fault {
+    match e {
+        ResultError::Failed(t) => fault_of_task(t),
+        other => Fault::Failed(other.to_string()),
+    }
+}
+
+/// A run that could not be carried out at all (as opposed to tasks that failed).
+///
+/// ```
+/// let e = scenarios::RunError("pool is broken".into());
+/// assert_eq!(e.to_string(), "pool is broken");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunError(pub String);
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// An executor every workload runs on: the thread pool, the process pool and the tokio
+/// backend all are one.
+///
+/// ```
+/// fn takes_pool(_: &impl scenarios::Pool) {}
+/// takes_pool(&backend_threads::ThreadPoolExecutor::new(1).unwrap());
+/// ```
+pub trait Pool:
+    Executor<IsPrime> + Executor<NoOp> + Executor<Faulty> + Executor<FetchBlob>
+{
+}
+
+impl<E> Pool for E where
+    E: Executor<IsPrime> + Executor<NoOp> + Executor<Faulty> + Executor<FetchBlob>
+{
+}
+
+fn faulty(index: u64, panic_every: usize, error_every: usize) -> Faulty {
+    Faulty {
+        index,
+        panic_every: panic_every as u64,
+        error_every: error_every as u64,
+    }
+}
+
+fn fetch(url: &str, index: u64, size_kib: usize) -> FetchBlob {
+    FetchBlob {
+        base_url: url.to_string(),
+        index,
+        size: size_kib * 1024,
+    }
+}
+
+fn run_inline<T: Task>(task: T, wrap: fn(T::Output) -> Output) -> Item {
+    match catch_unwind(AssertUnwindSafe(|| task.run())) {
+        Ok(Ok(v)) => Ok(wrap(v)),
+        Ok(Err(e)) => Err(fault_of_task(&e)),
+        Err(payload) => Err(Fault::Panicked(executor_core::panic_message(&*payload))),
+    }
+}
+
+/// Runs the workload as a plain loop in this thread: the baseline.
+///
+/// ```
+/// use scenarios::{run_serial, RunEnv, Workload, Output};
+/// let items = run_serial(&Workload::Primes { numbers: vec![7, 8] }, &RunEnv::new(None)).unwrap();
+/// assert_eq!(items, vec![Ok(Output::Bool(true)), Ok(Output::Bool(false))]);
+/// ```
+pub fn run_serial(workload: &Workload, env: &RunEnv) -> Result<Vec<Item>, RunError> {
+    Ok(match workload {
+        Workload::Primes { numbers } => numbers
+            .iter()
+            .map(|&n| run_inline(IsPrime(n), Output::Bool))
+            .collect(),
+        Workload::PrimeRange { start, count } => (*start..start + count)
+            .map(|n| run_inline(IsPrime(n), Output::Bool))
+            .collect(),
+        Workload::Noop { tasks } => (0..*tasks as u64)
+            .map(|i| run_inline(NoOp(i), Output::U64))
+            .collect(),
+        Workload::Faults {
+            tasks,
+            panic_every,
+            error_every,
+        } => (1..=*tasks as u64)
+            .map(|i| run_inline(faulty(i, *panic_every, *error_every), Output::U64))
+            .collect(),
+        Workload::IoFanout {
+            blobs, size_kib, ..
+        } => {
+            let url = env.url()?;
+            (0..*blobs as u64)
+                .map(|i| run_inline(fetch(url, i, *size_kib), Output::Digest))
+                .collect()
+        }
+    })
+}
+
+fn map_all<E, T>(
+    pool: &E,
+    tasks: impl Iterator<Item = T>,
+    options: MapOptions,
+    wrap: fn(T::Output) -> Output,
+) -> Result<Vec<Item>, RunError>
+where
+    E: Executor<T>,
+    T: Task,
+{
+    let results = pool
+        .map(tasks, options)
+        .map_err(|e| RunError(e.to_string()))?;
+    Ok(results
+        .map(|r| r.map(wrap).map_err(|e| fault_of(&e)))
+        .collect())
+}
+
+/// Runs the workload on `pool` with `map` (chunksize and buffersize from `point`), except `noop`,
+/// which measures `submit` then `result` per task. Every result is awaited at most `timeout`
+/// from the start; later ones fail as timed out.
+///
+/// ```
+/// use std::time::Duration;
+/// use scenarios::{run_on, Point, RunEnv, Workload, Output};
+/// let pool = backend_threads::ThreadPoolExecutor::new(2).unwrap();
+/// let point = Point { max_workers: 2, chunksize: 4, buffersize: None };
+/// let w = Workload::PrimeRange { start: 10, count: 4 };
+/// let items = run_on(&pool, &w, &point, Duration::from_secs(60), &RunEnv::new(None)).unwrap();
+/// assert_eq!(items[1], Ok(Output::Bool(true))); // 11
+/// ```
+pub fn run_on<E: Pool>(
+    pool: &E,
+    workload: &Workload,
+    point: &Point,
+    timeout: Duration,
+    env: &RunEnv,
+) -> Result<Vec<Item>, RunError> {
+    let mut options = MapOptions::new()
+        .timeout(timeout)
+        .chunksize(point.chunksize);
+    if let Some(b) = point.buffersize {
+        options = options.buffersize(b);
+    }
+    match workload {
+        Workload::Primes { numbers } => map_all(
+            pool,
+            numbers.clone().into_iter().map(IsPrime),
+            options,
+            Output::Bool,
+        ),
+        Workload::PrimeRange { start, count } => map_all(
+            pool,
+            (*start..start + count).map(IsPrime),
+            options,
+            Output::Bool,
+        ),
+        Workload::Faults {
+            tasks,
+            panic_every,
+            error_every,
+        } => {
+            let (p, e) = (*panic_every, *error_every);
+            map_all(
+                pool,
+                (1..=*tasks as u64).map(move |i| faulty(i, p, e)),
+                options,
+                Output::U64,
+            )
+        }
+        Workload::IoFanout {
+            blobs, size_kib, ..
+        } => {
+            let url = env.url()?;
+            let size = *size_kib;
+            map_all(
+                pool,
+                (0..*blobs as u64).map(|i| fetch(url, i, size)),
+                options,
+                Output::Digest,
+            )
+        }
+        Workload::Noop { tasks } => {
+            let deadline = Instant::now() + timeout;
+            let mut futures = Vec::with_capacity(*tasks);
+            for i in 0..*tasks as u64 {
+                let f = Executor::<NoOp>::submit(pool, NoOp(i))
+                    .map_err(|e| RunError(format!("submit refused: {}", e.reason())))?;
+                futures.push(f);
+            }
+            Ok(futures
+                .iter()
+                .map(|f| {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    f.result(Some(left))
+                        .map(|v| Output::U64(*v))
+                        .map_err(|e| fault_of(&e))
+                })
+                .collect())
+        }
+    }
+}
+
+/// Runs the workload on the tokio backend: I/O as async tasks (`submit_async` of an async HTTP
+/// download, so a place is one in-flight request, not one blocked thread), CPU work as blocking
+/// tasks through [`run_on`].
+///
+/// ```
+/// use std::time::Duration;
+/// use scenarios::{run_async, Point, RunEnv, Workload, Output};
+/// let pool = backend_async::AsyncExecutor::new(2).unwrap();
+/// let point = Point { max_workers: 2, chunksize: 1, buffersize: None };
+/// let items = run_async(&pool, &Workload::Noop { tasks: 3 }, &point, Duration::from_secs(60), &RunEnv::new(None)).unwrap();
+/// assert_eq!(items.len(), 3);
+/// ```
+pub fn run_async(
+    pool: &AsyncExecutor,
+    workload: &Workload,
+    point: &Point,
+    timeout: Duration,
+    env: &RunEnv,
+) -> Result<Vec<Item>, RunError> {
+    let Workload::IoFanout {
+        blobs, size_kib, ..
+    } = workload
+    else {
+        return run_on(pool, workload, point, timeout, env);
+    };
+    let url = env.url()?;
+    let deadline = Instant::now() + timeout;
+    let mut futures = Vec::with_capacity(*blobs);
+    for i in 0..*blobs as u64 {
+        let client = env.client.clone();
+        let url = url.to_string();
+        let size = size_kib * 1024;
+        let f = pool
+            .submit_async(async move { fetch_blob(&client, &url, i, size).await })
+            .map_err(|e| RunError(format!("submit refused: {}", e.reason())))?;
+        futures.push(f);
+    }
+    Ok(futures
+        .iter()
+        .map(|f| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match f.result(Some(left)) {
+                Ok(Ok(d)) => Ok(Output::Digest(*d)),
+                Ok(Err(e)) => Err(fault_of_task(e)),
+                Err(e) => Err(fault_of(&e)),
+            }
+        })
+        .collect())
+}
+
+/// What a run produced, counted, and checked against a scenario's expectations.
+///
+/// ```
+/// use scenarios::{Expect, Output, Tally, Workload, Fault};
+/// let w = Workload::Primes { numbers: vec![7, 8, 9] };
+/// let items = vec![Ok(Output::Bool(true)), Ok(Output::Bool(false)), Err(Fault::Failed("x".into()))];
+/// let t = Tally::of(&w, &items);
+/// assert_eq!((t.ok, t.failed, t.primes), (2, 1, 1));
+/// let expect = Expect { ok: Some(3), ..Expect::default() };
+/// assert_eq!(t.check(&expect).unwrap_err(), "expected ok = 3, got 2 (first failure: failed: x)");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Tasks that succeeded (for `io-fanout`: and whose blob matched).
+    pub ok: usize,
+    /// Tasks that failed (error, timeout, broken pool, wrong blob).
+    pub failed: usize,
+    /// Tasks that panicked.
+    pub panicked: usize,
+    /// `true` results.
+    pub primes: usize,
+    /// Every boolean result in order (`primes` workloads).
+    pub outputs: Vec<bool>,
+    /// Bytes whose size and checksum matched the blob asked for.
+    pub verified_bytes: u64,
+    /// The first few failures, for the report.
+    pub problems: Vec<String>,
+}
+
+const MAX_PROBLEMS: usize = 3;
+
+impl Tally {
+    /// Counts `items` (one per task, in input order) of a run of `workload`; for `io-fanout`
+    /// recomputes each blob's expected size and checksum.
+    ///
+    /// ```
+    /// use scenarios::{Output, Tally, Workload};
+    /// let t = Tally::of(&Workload::Noop { tasks: 2 }, &[Ok(Output::U64(0)), Ok(Output::U64(1))]);
+    /// assert_eq!(t.ok, 2);
+    /// ```
+    pub fn of(workload: &Workload, items: &[Item]) -> Tally {
+        let mut t = Tally::default();
+        let problem = |t: &mut Tally, p: String| {
+            if t.problems.len() < MAX_PROBLEMS {
+                t.problems.push(p);
+            }
+        };
+        if items.len() != workload.tasks() {
+            problem(
+                &mut t,
+                format!("{} results for {} tasks", items.len(), workload.tasks()),
+            );
+        }
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Ok(Output::Bool(b)) => {
+                    t.ok += 1;
+                    t.primes += usize::from(*b);
+                    t.outputs.push(*b);
+                }
+                Ok(Output::U64(_)) => t.ok += 1,
+                Ok(Output::Digest(d)) => {
+                    let size = match workload {
+                        Workload::IoFanout { size_kib, .. } => size_kib * 1024,
+                        _ => 0,
+                    };
+                    let want = expected_digest(i as u64, size);
+                    if *d == want {
+                        t.ok += 1;
+                        t.verified_bytes += d.len;
+                    } else {
+                        t.failed += 1;
+                        problem(&mut t, format!("blob {i}: got {d:?}, expected {want:?}"));
+                    }
+                }
+                Err(f @ Fault::Panicked(_)) => {
+                    t.panicked += 1;
+                    problem(&mut t, f.to_string());
+                }
+                Err(f @ Fault::Failed(_)) => {
+                    t.failed += 1;
+                    problem(&mut t, f.to_string());
+                }
+            }
+        }
+        t
+    }
+
+    /// `Ok` if every expectation holds, else what differs (and the first failure, if any).
+    ///
+    /// ```
+    /// use scenarios::{Expect, Tally};
+    /// let t = Tally { ok: 3, ..Tally::default() };
+    /// assert!(t.check(&Expect { ok: Some(3), ..Expect::default() }).is_ok());
+    /// ```
+    pub fn check(&self, expect: &Expect) -> Result<(), String> {
+        let mut wrong = Vec::new();
+        let mut count = |name: &str, want: Option<usize>, got: usize| {
+            if let Some(want) = want.filter(|w| *w != got) {
+                wrong.push(format!("expected {name} = {want}, got {got}"));
+            }
+        };
+        count("ok", expect.ok, self.ok);
+        count("failed", expect.failed, self.failed);
+        count("panicked", expect.panicked, self.panicked);
+        count("primes", expect.primes, self.primes);
+        if let Some(want) = &expect.outputs {
+            if *want != self.outputs {
+                wrong.push(format!("expected outputs {want:?}, got {:?}", self.outputs));
+            }
+        }
+        if let Some(want) = expect.verified_bytes {
+            if want != self.verified_bytes {
+                wrong.push(format!(
+                    "expected verified_bytes = {want}, got {}",
+                    self.verified_bytes
+                ));
+            }
+        }
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        let mut message = wrong.join("; ");
+        let expected_faults = expect.failed.unwrap_or(0) + expect.panicked.unwrap_or(0);
+        if let Some(first) = self.problems.first().filter(|_| expected_faults == 0) {
+            message.push_str(&format!(" (first failure: {first})"));
+        }
+        Err(message)
+    }
+}

@@ -1,0 +1,275 @@
+//! Scenario files: the built-in ones are valid, and every kind of mistake is reported with the
+//! file, line and field.
+
+use scenarios::{Backend, Scenario, ScenarioError, Workers, Workload};
+
+fn err(text: &str) -> ScenarioError {
+    Scenario::parse("s.yaml", text).expect_err("this scenario is invalid")
+}
+
+const BASE: &str = "name: s\nworkload: {noop: {tasks: 4}}\nexpect: {ok: 4}\n";
+
+#[test]
+fn builtin_scenarios_parse_and_cover_the_issue() {
+    let all = scenarios::builtin().unwrap();
+    let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "primes",
+            "io-fanout",
+            "chunksize-sweep",
+            "overhead",
+            "faults"
+        ]
+    );
+    let primes = &all[0];
+    assert_eq!(
+        primes.workload,
+        Workload::Primes {
+            numbers: vec![
+                112272535095293,
+                112582705942171,
+                112272535095293,
+                115280095190773,
+                115797848077099,
+                1099726899285419
+            ]
+        }
+    );
+    assert_eq!(
+        primes.expect.outputs.as_deref(),
+        Some(&[true, true, true, true, true, false][..])
+    );
+    let sweep = &all[2];
+    let chunks: Vec<usize> = sweep.matrix.chunksize.iter().map(|c| c.get()).collect();
+    assert_eq!(chunks, [1, 16, 256, 4096]);
+    for s in &all {
+        assert_eq!(s.backends, Backend::all(), "{}", s.name);
+        assert!(!s.description.is_empty(), "{}", s.name);
+    }
+}
+
+#[test]
+fn the_expected_results_in_the_files_are_true() {
+    // The YAML files state expectations by hand; recompute them here so a typo cannot hide.
+    for s in scenarios::builtin().unwrap() {
+        for (label, s) in [("full", s.clone()), ("quick", s.quick_mode())] {
+            let (w, e) = (&s.workload, &s.expect);
+            match w {
+                Workload::Primes { numbers } => {
+                    let outputs: Vec<bool> =
+                        numbers.iter().map(|&n| scenarios::is_prime(n)).collect();
+                    assert_eq!(e.outputs.as_ref(), Some(&outputs), "{} {label}", s.name);
+                }
+                Workload::PrimeRange { start, count } => {
+                    let primes = (*start..start + count)
+                        .filter(|&n| scenarios::is_prime(n))
+                        .count();
+                    assert_eq!(e.primes, Some(primes), "{} {label}", s.name);
+                }
+                Workload::Faults {
+                    tasks,
+                    panic_every,
+                    error_every,
+                } => {
+                    let fates: Vec<_> = (1..=*tasks as u64)
+                        .map(|index| {
+                            scenarios::Faulty {
+                                index,
+                                panic_every: *panic_every as u64,
+                                error_every: *error_every as u64,
+                            }
+                            .fate()
+                        })
+                        .collect();
+                    let count = |f: Result<(), bool>| fates.iter().filter(|x| **x == f).count();
+                    assert_eq!(e.ok, Some(count(Ok(()))), "{} {label}", s.name);
+                    assert_eq!(e.panicked, Some(count(Err(true))), "{} {label}", s.name);
+                    assert_eq!(e.failed, Some(count(Err(false))), "{} {label}", s.name);
+                }
+                Workload::IoFanout {
+                    blobs, size_kib, ..
+                } => {
+                    assert_eq!(e.verified_bytes, Some((blobs * size_kib * 1024) as u64));
+                    assert_eq!(e.ok, Some(*blobs));
+                }
+                Workload::Noop { tasks } => assert_eq!(e.ok, Some(*tasks)),
+            }
+        }
+    }
+}
+
+#[test]
+fn defaults_fill_what_is_left_out() {
+    let s = Scenario::parse("s.yaml", BASE).unwrap();
+    assert_eq!(s.repeats, 3);
+    assert_eq!(s.warmup, 1);
+    assert_eq!(s.timeout_s, 300.0);
+    assert_eq!(s.backends, Backend::all());
+    assert_eq!(s.matrix.max_workers, vec![Workers::Cores]);
+    assert_eq!(s.matrix.points().len(), 1);
+    assert_eq!(s.quick_mode().workload, s.workload);
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_line_and_path() {
+    let e = err(&format!(
+        "{BASE}matrix:\n  max_workers: [2]\n  chunk_size: [4]\n"
+    ));
+    assert_eq!(e.field(), "matrix.chunk_size");
+    assert_eq!(e.line(), Some(6));
+    assert!(e.message().starts_with("unknown field `chunk_size`"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("s.yaml:6:3: matrix.chunk_size: unknown field"),
+        "{e}"
+    );
+
+    let e = err("name: s\nworkload:\n  noop:\n    tasks: 4\n    sleep: 1\nexpect: {ok: 4}\n");
+    assert_eq!((e.field(), e.line()), ("workload.noop.sleep", Some(5)));
+
+    let e = err(&format!("{BASE}expect_more: 1\n"));
+    assert_eq!((e.field(), e.line()), ("expect_more", Some(4)));
+}
+
+#[test]
+fn wrong_values_name_the_field() {
+    let e = err("name: s\nworkload: {noop: {tasks: many}}\nexpect: {ok: 4}\n");
+    assert_eq!((e.field(), e.line()), ("workload.noop.tasks", Some(2)));
+
+    let e = err("name: s\nworkload: {sleep: {ms: 4}}\nexpect: {ok: 4}\n");
+    assert_eq!(e.field(), "workload");
+    assert!(e.message().contains("unknown variant `sleep`"), "{e}");
+
+    let e = err(&format!("{BASE}matrix: {{max_workers: [2, 0]}}\n"));
+    assert_eq!((e.field(), e.line()), ("matrix.max_workers[1]", Some(4)));
+    assert!(e.message().contains("or `cores`"), "{e}");
+
+    let e = err(&format!("{BASE}matrix: {{max_workers: [all]}}\n"));
+    assert_eq!(e.field(), "matrix.max_workers[0]");
+
+    let e = err(&format!("{BASE}backends: [threads, gpu]\n"));
+    assert_eq!((e.field(), e.line()), ("backends[1]", Some(4)));
+
+    let e = err(&format!("{BASE}matrix: {{buffersize: [null, 0]}}\n"));
+    assert_eq!(e.field(), "matrix.buffersize[1]");
+
+    let e = err("name: s\nworkload: {noop: {tasks: 4}}\n");
+    assert_eq!(e.message(), "missing field `expect`");
+}
+
+#[test]
+fn semantic_mistakes_name_the_field_and_line() {
+    let cases: &[(&str, &str, u64, &str)] = &[
+        (
+            "name: S P\nworkload: {noop: {tasks: 4}}\nexpect: {ok: 4}\n",
+            "name",
+            1,
+            "lowercase",
+        ),
+        (
+            "name: s\nworkload: {noop: {tasks: 0}}\nexpect: {ok: 0}\n",
+            "workload.noop.tasks",
+            2,
+            "at least 1",
+        ),
+        (&format!("{BASE}repeats: 0\n"), "repeats", 4, "at least 1"),
+        (
+            &format!("{BASE}timeout_s: -1\n"),
+            "timeout_s",
+            4,
+            "positive",
+        ),
+        (
+            &format!("{BASE}backends: []\n"),
+            "backends",
+            4,
+            "at least one",
+        ),
+        (
+            &format!("{BASE}backends: [threads, threads]\n"),
+            "backends",
+            4,
+            "twice",
+        ),
+        (
+            &format!("{BASE}matrix: {{chunksize: []}}\n"),
+            "matrix.chunksize",
+            4,
+            "at least one value",
+        ),
+        (
+            "name: s\nworkload: {noop: {tasks: 4}}\nexpect: {}\n",
+            "expect",
+            3,
+            "at least one of",
+        ),
+        (
+            "name: s\nworkload: {noop: {tasks: 4}}\nexpect: {ok: 5}\n",
+            "expect",
+            3,
+            "4 tasks",
+        ),
+        (
+            "name: s\nworkload: {noop: {tasks: 4}}\nexpect: {primes: 1}\n",
+            "expect.primes",
+            3,
+            "does not find primes",
+        ),
+        (
+            "name: s\nworkload: {primes: {numbers: [2, 3]}}\nexpect: {outputs: [true]}\n",
+            "expect.outputs",
+            3,
+            "1 outputs for 2 numbers",
+        ),
+        (
+            "name: s\nworkload: {io-fanout: {blobs: 1, size_kib: 0, latency_ms: 1}}\nexpect: {ok: 1}\n",
+            "workload.io-fanout.size_kib",
+            2,
+            "between 1 and",
+        ),
+        (
+            &format!(
+                "{BASE}quick:\n  workload: {{primes: {{numbers: [2]}}}}\n  expect: {{ok: 1}}\n"
+            ),
+            "quick.workload",
+            5,
+            "same workload",
+        ),
+        (
+            &format!("{BASE}quick:\n  workload: {{noop: {{tasks: 2}}}}\n"),
+            "quick.expect",
+            5,
+            "its own expectations",
+        ),
+    ];
+    for (text, field, line, message) in cases {
+        let e = err(text);
+        assert_eq!(e.field(), *field, "{e}");
+        assert_eq!(e.line(), Some(*line), "{e}");
+        assert!(e.message().contains(message), "{e}");
+        assert!(e.to_string().starts_with(&format!("s.yaml:{line}:")), "{e}");
+    }
+}
+
+#[test]
+fn syntax_errors_have_a_line_and_a_snippet() {
+    let e = err("name: s\nworkload: {noop: {tasks: 4}\nexpect: {ok: 4}\n");
+    assert!(e.line().is_some(), "{e}");
+    assert!(e.to_string().contains("s.yaml"), "{e}");
+}
+
+#[test]
+fn load_reads_files_and_names_them_in_errors() {
+    let dir = std::env::temp_dir().join(format!("scenarios-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("typo.yaml");
+    std::fs::write(&path, format!("{BASE}warm_up: 2\n")).unwrap();
+    let e = Scenario::load(&path).unwrap_err();
+    assert_eq!(e.file(), path.display().to_string());
+    assert_eq!((e.field(), e.line()), ("warm_up", Some(4)));
+    std::fs::write(&path, BASE).unwrap();
+    assert_eq!(Scenario::load(&path).unwrap().name, "s");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
