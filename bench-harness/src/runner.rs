@@ -272,8 +272,9 @@ fn measure(
         chunksize: 1,
         buffersize: None,
     });
-    let uses_map = !matches!(scenario.workload, Workload::Noop { .. })
-        && !(backend == Backend::Async && scenario.workload.is_io());
+    let submits_one_by_one = matches!(scenario.workload, Workload::Noop { .. })
+        || (backend == Backend::Async && scenario.workload.is_io());
+    let uses_map = !submits_one_by_one;
     let mut record = Record {
         scenario: scenario.name.clone(),
         workload: scenario.workload.kind().to_string(),

@@ -83,8 +83,8 @@ fn faults_quick_on_every_backend() {
     let s = scenario("faults");
     check("faults");
     // The faults are reported, not hidden: every row counts the failing tasks.
-    let quick = s.quick_mode();
-    let expected = quick.expect.failed.unwrap_or(0) + quick.expect.panicked.unwrap_or(0);
+    let small = s.quick_mode();
+    let expected = small.expect.failed.unwrap_or(0) + small.expect.panicked.unwrap_or(0);
     assert!(expected > 0);
     let records = run(&[s], &quick(), |_| Ok(())).unwrap();
     assert!(records.iter().all(|r| r.failed_tasks == expected));

@@ -37,7 +37,8 @@ impl RunEnv {
     pub fn new(blob_url: Option<String>) -> RunEnv {
         RunEnv {
             blob_url,
-            client: reqwest::Client::new(),
+            // Falls back to a plain client only if TLS-free client setup itself fails.
+            client: crate::io::blob_client().unwrap_or_default(),
         }
     }
 
