@@ -5,6 +5,8 @@
 
 mod record;
 pub mod report;
+mod runner;
 pub mod server;
 
 pub use record::Record;
+pub use runner::{HarnessError, RunOptions, cores, effective, rows, run};

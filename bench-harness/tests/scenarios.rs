@@ -142,7 +142,7 @@ workload: {primes: {numbers: [1099726899285419, 1099726899285419, 10997268992854
 backends: [threads, process]
 matrix: {max_workers: [1]}
 timeout_s: 0.001
-expect: {primes: 0}
+expect: {ok: 4}
 ",
     )
     .unwrap();
