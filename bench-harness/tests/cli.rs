@@ -1,0 +1,177 @@
+//! The `bench-harness` binary end to end: real runs (quick), exit codes, files written, errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use bench_harness::report::read_jsonl;
+
+fn harness(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bench-harness"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the harness binary starts")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn a_quick_run_prints_a_table_and_writes_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = harness(
+        &["run", "primes", "faults", "--quick", "--out", "res"],
+        dir.path(),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for needle in [
+        "primes", "faults", "serial", "threads", "process", "async", "speedup",
+    ] {
+        assert!(stdout.contains(needle), "table lacks {needle}:\n{stdout}");
+    }
+    let res = dir.path().join("res");
+    let records = read_jsonl(&res.join("results.jsonl")).unwrap();
+    // primes quick: serial + 3 backends × 1 point; faults: serial + 3 × 2 chunk sizes.
+    assert_eq!(records.len(), 4 + 7);
+    assert!(records.iter().all(|r| r.check_passed()));
+    let csv = std::fs::read_to_string(res.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + records.len());
+    let md = std::fs::read_to_string(res.join("results.md")).unwrap();
+    assert!(md.contains("## primes") && md.contains("## faults"), "{md}");
+    assert!(res.join("primes.svg").exists());
+    assert!(res.join("faults-chunksize.svg").exists());
+}
+
+#[test]
+fn a_wrong_result_fails_the_run_but_keeps_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wrong.yaml"),
+        "name: wrong\nworkload: {primes: {numbers: [7, 8]}}\nbackends: [serial, threads]\n\
+         matrix: {max_workers: [1]}\nexpect: {primes: 2}\n",
+    )
+    .unwrap();
+    let out = harness(
+        &["run", "--file", "wrong.yaml", "--quick", "--out", "res"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("FAILED wrong / serial"),
+        "{}",
+        text(&out.stderr)
+    );
+    let records = read_jsonl(&dir.path().join("res/results.jsonl")).unwrap();
+    assert_eq!(records.len(), 2, "both rows were written");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.check == "expected primes = 2, got 1")
+    );
+}
+
+#[test]
+fn validate_names_file_line_and_field_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("typo.yaml"),
+        "name: t\nworkload: {noop: {tasks: 3}}\nexpect: {ok: 3}\nmatrix:\n  chunk_size: [2]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("good.yaml"),
+        "name: g\nworkload: {noop: {tasks: 3}}\nexpect: {ok: 3}\n",
+    )
+    .unwrap();
+    let out = harness(&["validate", "good.yaml", "typo.yaml"], dir.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("ok      good.yaml (g)"), "{stdout}");
+    assert!(
+        stdout.contains("INVALID typo.yaml:5:3: matrix.chunk_size: unknown field `chunk_size`"),
+        "{stdout}"
+    );
+
+    let out = harness(&["validate"], dir.path());
+    assert!(out.status.success(), "the built-in scenarios are valid");
+    assert_eq!(text(&out.stdout).lines().count(), scenarios::BUILTIN.len());
+}
+
+#[test]
+fn a_bad_scenario_file_stops_the_run_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "name: b\nworkload: {noop: {tasks: 3}}\nexpect: {ok: 3}\nrepeats: 0\n",
+    )
+    .unwrap();
+    let out = harness(&["run", "--file", "bad.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("bad.yaml:4:10: repeats: must be at least 1"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn unknown_names_and_backends_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = harness(&["run", "primez"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no scenario named `primez` (known: primes, io-fanout"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = harness(&["run", "--backend", "gpu"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown backend `gpu`"));
+}
+
+#[test]
+fn list_shows_every_builtin_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = harness(&["list"], dir.path());
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    for s in scenarios::builtin().unwrap() {
+        assert!(stdout.contains(&s.name), "{stdout}");
+    }
+}
+
+#[test]
+fn compare_exits_non_zero_on_a_regression_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, median: f64| {
+        let mut r = bench_harness::Record::example();
+        r.median_s = median;
+        let line = serde_json::to_string(&r).unwrap();
+        std::fs::write(dir.path().join(name), format!("{line}\n")).unwrap();
+    };
+    write("old.jsonl", 1.0);
+    write("same.jsonl", 1.05);
+    write("slow.jsonl", 1.5);
+    let out = harness(&["compare", "old.jsonl", "same.jsonl"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let out = harness(&["compare", "old.jsonl", "slow.jsonl"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("REGRESSION"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = harness(
+        &["compare", "old.jsonl", "slow.jsonl", "--threshold", "60"],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "50 % slower is within a 60 % threshold"
+    );
+    let out = harness(&["compare", "old.jsonl", "missing.jsonl"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("missing.jsonl"));
+}
