@@ -3,10 +3,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod cpython;
 mod record;
 pub mod report;
 mod runner;
 pub mod server;
 
+pub use cpython::{PYTHON_ENV, Python, PythonExecutor, PythonRun};
 pub use record::Record;
 pub use runner::{HarnessError, RunOptions, cores, effective, rows, run};

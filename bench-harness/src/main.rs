@@ -70,7 +70,8 @@ struct RunArgs {
     names: Vec<String>,
     #[command(flatten)]
     source: SourceArgs,
-    /// Only these backends (serial, threads, process, async); comma-separated or repeated.
+    /// Only these backends (serial, threads, process, async, cpython-threads, cpython-process);
+    /// comma-separated or repeated.
     #[arg(long = "backend", short = 'b', value_delimiter = ',', value_parser = parse_backend)]
     backends: Vec<Backend>,
     /// Each scenario's small version, run once without warm-up (checks results, not speed).
@@ -88,11 +89,18 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Do not run CPython's concurrent.futures side by side (by default it runs when `python3`,
+    /// or $BENCH_HARNESS_PYTHON, can be run).
+    #[arg(long)]
+    no_cpython: bool,
 }
 
 fn parse_backend(name: &str) -> Result<Backend, String> {
     Backend::from_name(name).ok_or_else(|| {
-        format!("unknown backend `{name}` (expected one of serial, threads, process, async)")
+        format!(
+            "unknown backend `{name}` (expected one of serial, threads, process, async, \
+             cpython-threads, cpython-process)"
+        )
     })
 }
 
@@ -148,6 +156,7 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
         repeats: args.repeats,
         warmup: args.warmup,
         progress: !args.no_progress,
+        cpython: Some(!args.no_cpython),
     };
     let total: usize = all.iter().map(|s| rows(s, &options)).sum();
     eprintln!(

@@ -23,7 +23,8 @@ pub struct Record {
     pub scenario: String,
     /// The workload kind (`primes`, `prime-range`, `noop`, `io-fanout`, `faults`).
     pub workload: String,
-    /// `serial`, `threads`, `process` or `async` (later also `cpython-threads`, `cpython-process`).
+    /// `serial`, `threads`, `process`, `async`, or CPython's `cpython-threads` and
+    /// `cpython-process`.
     pub backend: String,
     /// The pool size; `None` for the serial baseline.
     pub max_workers: Option<usize>,
@@ -54,6 +55,11 @@ pub struct Record {
     pub ideal_s: Option<f64>,
     /// `ideal_s / median_s`: 1.0 is the physical limit.
     pub efficiency: Option<f64>,
+    /// CPython's median on the same scenario and point / this median (threads and async against
+    /// `ThreadPoolExecutor`, process against `ProcessPoolExecutor`): how many times faster than
+    /// Python. `None` where CPython did not run.
+    #[serde(default)]
+    pub vs_cpython: Option<f64>,
     /// Tasks that failed (error or panic) in the last run; a fault scenario expects some.
     pub failed_tasks: usize,
     /// `"ok"`, or what did not match the scenario's expectations.
@@ -115,6 +121,7 @@ impl Record {
             speedup: Some(1.9),
             ideal_s: Some(0.114),
             efficiency: Some(0.95),
+            vs_cpython: Some(4.2),
             failed_tasks: 0,
             check: "ok".into(),
         }

@@ -1,6 +1,7 @@
 //! Runs scenarios: each backend at each matrix point, warm-up then timed repeats, one
 //! [`Record`] per row, handed over the moment it is measured.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::{Backend, Item, Point, RunEnv, RunError, Scenario, Tally, Workload};
 
 use crate::Record;
+use crate::cpython::{Python, PythonExecutor, python_uses_map};
 use crate::server::BlobServer;
 
 /// How to run: quick mode, which backends, repeat counts, progress bar.
@@ -32,6 +34,10 @@ pub struct RunOptions {
     pub warmup: Option<usize>,
     /// Show a progress bar on stderr (only drawn on a terminal).
     pub progress: bool,
+    /// CPython side by side: `Some(true)` adds `cpython-threads` and `cpython-process` to every
+    /// scenario, `Some(false)` removes them, `None` keeps each scenario's own list. Where no
+    /// `python3` can be run, the harness says so once and runs the rest.
+    pub cpython: Option<bool>,
 }
 
 /// Why a whole run stopped (a row's failures are in its record instead).
@@ -73,9 +79,28 @@ pub fn effective(scenario: &Scenario, options: &RunOptions) -> Scenario {
     } else {
         scenario.clone()
     };
-    if !options.backends.is_empty() {
-        s.backends.retain(|b| options.backends.contains(b));
+    match options.cpython {
+        Some(true) => {
+            for b in Backend::cpython() {
+                if !s.backends.contains(&b) {
+                    s.backends.push(b);
+                }
+            }
+        }
+        Some(false) => s.backends.retain(|b| !b.is_cpython()),
+        None => {}
     }
+    if !options.backends.is_empty() {
+        s.backends.retain(|b| {
+            options.backends.contains(b) || (b.is_cpython() && options.cpython == Some(true))
+        });
+    }
+    // Serial first (the baseline), CPython next (the Rust rows report their ratio to it).
+    s.backends.sort_by_key(|b| match b {
+        Backend::Serial => 0,
+        b if b.is_cpython() => 1,
+        _ => 2,
+    });
     if let Some(r) = options.repeats {
         s.repeats = r.max(1);
     }
@@ -93,11 +118,26 @@ pub fn effective(scenario: &Scenario, options: &RunOptions) -> Scenario {
 /// ```
 pub fn rows(scenario: &Scenario, options: &RunOptions) -> usize {
     let s = effective(scenario, options);
-    let points = s.matrix.points().len();
-    s.backends
-        .iter()
-        .map(|b| if *b == Backend::Serial { 1 } else { points })
-        .sum()
+    s.backends.iter().map(|b| points_of(&s, *b).len()).sum()
+}
+
+/// The matrix points a backend runs: one for serial; for CPython rows run with `submit`, one per
+/// distinct pool size and buffer size (chunksize does not apply).
+fn points_of(scenario: &Scenario, backend: Backend) -> Vec<Option<Point>> {
+    if backend == Backend::Serial {
+        return vec![None];
+    }
+    let mut points: Vec<Point> = scenario.matrix.points();
+    if backend.is_cpython() && !python_uses_map(&scenario.workload) {
+        let mut seen = Vec::new();
+        points.retain(|p| {
+            let key = (p.max_workers, p.buffersize);
+            let new = !seen.contains(&key);
+            seen.push(key);
+            new
+        });
+    }
+    points.into_iter().map(Some).collect()
 }
 
 /// Runs every scenario under `options`, calling `on_record` with each row as soon as it is
@@ -123,10 +163,39 @@ pub fn run(
     options: &RunOptions,
     mut on_record: impl FnMut(&Record) -> std::io::Result<()>,
 ) -> Result<Vec<Record>, HarnessError> {
-    let plans: Vec<Scenario> = scenarios.iter().map(|s| effective(s, options)).collect();
+    let mut plans: Vec<Scenario> = scenarios.iter().map(|s| effective(s, options)).collect();
+    let python = if plans
+        .iter()
+        .any(|s| s.backends.iter().any(|b| b.is_cpython()))
+    {
+        match Python::find() {
+            Ok(python) => {
+                eprintln!(
+                    "bench-harness: CPython {} runs the same scenarios side by side",
+                    python.version()
+                );
+                Some(python)
+            }
+            Err(why) => {
+                eprintln!("bench-harness: no CPython side by side: {why}; running the rest");
+                for plan in &mut plans {
+                    plan.backends.retain(|b| !b.is_cpython());
+                }
+                None
+            }
+        }
+    } else {
+        None
+    };
     let total_runs: usize = plans
         .iter()
-        .map(|s| rows(s, &RunOptions::default()) * (s.warmup + s.repeats))
+        .map(|s| {
+            s.backends
+                .iter()
+                .map(|b| points_of(s, *b).len())
+                .sum::<usize>()
+                * (s.warmup + s.repeats)
+        })
         .sum();
     let bar = if options.progress {
         let bar = ProgressBar::new(total_runs as u64);
@@ -150,13 +219,10 @@ pub fn run(
         };
         let env = RunEnv::new(server.as_ref().map(BlobServer::base_url));
         let mut serial_median = None;
+        let mut python_medians: HashMap<(PythonExecutor, usize, Option<usize>), f64> =
+            HashMap::new();
         for backend in &scenario.backends {
-            let points = if *backend == Backend::Serial {
-                vec![None]
-            } else {
-                scenario.matrix.points().into_iter().map(Some).collect()
-            };
-            for point in points {
+            for point in points_of(scenario, *backend) {
                 bar.set_message(format!(
                     "{} on {}{}",
                     scenario.name,
@@ -166,7 +232,37 @@ pub fn run(
                         p.max_workers, p.chunksize
                     ))
                 ));
-                let record = measure(scenario, *backend, point, &env, serial_median, &bar);
+                let mut record = match (python.as_ref(), point) {
+                    (Some(python), Some(point)) if backend.is_cpython() => measure_python(
+                        python,
+                        scenario,
+                        *backend,
+                        point,
+                        env.blob_url(),
+                        serial_median,
+                        &bar,
+                    ),
+                    _ => measure(scenario, *backend, point, &env, serial_median, &bar),
+                };
+                let executor = if matches!(backend, Backend::Process | Backend::CpythonProcess) {
+                    PythonExecutor::Process
+                } else {
+                    PythonExecutor::Threads
+                };
+                if backend.is_cpython() {
+                    if record.check_passed() {
+                        python_medians.insert(
+                            (executor, record.max_workers.unwrap_or(1), record.chunksize),
+                            record.median_s,
+                        );
+                    }
+                } else if *backend != Backend::Serial && record.median_s.is_finite() {
+                    let workers = record.max_workers.unwrap_or(1);
+                    let python = [record.chunksize, None, Some(1)]
+                        .iter()
+                        .find_map(|c| python_medians.get(&(executor, workers, *c)));
+                    record.vs_cpython = python.map(|p| p / record.median_s);
+                }
                 if *backend == Backend::Serial && record.check_passed() {
                     serial_median = Some(record.median_s);
                 }
@@ -199,6 +295,9 @@ impl Executor {
             }
             Backend::Async => {
                 Executor::Async(AsyncExecutor::new(workers).map_err(|e| e.to_string())?)
+            }
+            Backend::CpythonThreads | Backend::CpythonProcess => {
+                return Err("CPython rows are run by the Python script".into());
             }
         })
     }
@@ -275,25 +374,7 @@ fn measure(
     let submits_one_by_one = matches!(scenario.workload, Workload::Noop { .. })
         || (backend == Backend::Async && scenario.workload.is_io());
     let uses_map = !submits_one_by_one;
-    let mut record = Record {
-        scenario: scenario.name.clone(),
-        workload: scenario.workload.kind().to_string(),
-        backend: backend.name().to_string(),
-        max_workers: point.map(|p| p.max_workers),
-        chunksize: point.filter(|_| uses_map).map(|p| p.chunksize),
-        buffersize: point.filter(|_| uses_map).and_then(|p| p.buffersize),
-        tasks: scenario.workload.tasks(),
-        repeats: 0,
-        median_s: f64::NAN,
-        min_s: f64::NAN,
-        max_s: f64::NAN,
-        per_task_us: f64::NAN,
-        speedup: None,
-        ideal_s: None,
-        efficiency: None,
-        failed_tasks: 0,
-        check: "ok".into(),
-    };
+    let mut record = blank_record(scenario, backend, point, uses_map);
     let executor = match Executor::build(backend, workers) {
         Ok(e) => e,
         Err(e) => {
@@ -332,21 +413,117 @@ fn measure(
     if let Some(p) = problem {
         record.check = p;
     }
-    if !times.is_empty() {
-        times.sort_by(f64::total_cmp);
-        record.repeats = times.len();
-        record.median_s = median(&times);
-        record.min_s = times[0];
-        record.max_s = times[times.len() - 1];
-        record.per_task_us = record.median_s * 1e6 / record.tasks.max(1) as f64;
-        let serial = if backend == Backend::Serial {
-            Some(record.median_s)
-        } else {
-            serial_median
-        };
-        record.speedup = serial.map(|s| s / record.median_s);
-        record.ideal_s = ideal(&scenario.workload, workers, serial);
-        record.efficiency = record.ideal_s.map(|i| i / record.median_s);
+    finish_record(
+        &mut record,
+        &scenario.workload,
+        times,
+        workers,
+        backend,
+        serial_median,
+    );
+    record
+}
+
+fn blank_record(
+    scenario: &Scenario,
+    backend: Backend,
+    point: Option<Point>,
+    uses_map: bool,
+) -> Record {
+    Record {
+        scenario: scenario.name.clone(),
+        workload: scenario.workload.kind().to_string(),
+        backend: backend.name().to_string(),
+        max_workers: point.map(|p| p.max_workers),
+        chunksize: point.filter(|_| uses_map).map(|p| p.chunksize),
+        buffersize: point.filter(|_| uses_map).and_then(|p| p.buffersize),
+        tasks: scenario.workload.tasks(),
+        repeats: 0,
+        median_s: f64::NAN,
+        min_s: f64::NAN,
+        max_s: f64::NAN,
+        per_task_us: f64::NAN,
+        speedup: None,
+        ideal_s: None,
+        efficiency: None,
+        vs_cpython: None,
+        failed_tasks: 0,
+        check: "ok".into(),
+    }
+}
+
+/// Median, min, max, per-task time, speedup, ideal and efficiency from the timed runs.
+fn finish_record(
+    record: &mut Record,
+    workload: &Workload,
+    mut times: Vec<f64>,
+    workers: usize,
+    backend: Backend,
+    serial_median: Option<f64>,
+) {
+    if times.is_empty() {
+        return;
+    }
+    times.sort_by(f64::total_cmp);
+    record.repeats = times.len();
+    record.median_s = median(&times);
+    record.min_s = times[0];
+    record.max_s = times[times.len() - 1];
+    record.per_task_us = record.median_s * 1e6 / record.tasks.max(1) as f64;
+    let serial = if backend == Backend::Serial {
+        Some(record.median_s)
+    } else {
+        serial_median
+    };
+    record.speedup = serial.map(|s| s / record.median_s);
+    record.ideal_s = ideal(workload, workers, serial);
+    record.efficiency = record.ideal_s.map(|i| i / record.median_s);
+}
+
+/// One CPython row: the script times the runs; the harness checks the last run's results.
+fn measure_python(
+    python: &Python,
+    scenario: &Scenario,
+    backend: Backend,
+    point: Point,
+    blob_url: Option<&str>,
+    serial_median: Option<f64>,
+    bar: &ProgressBar,
+) -> Record {
+    let uses_map = python_uses_map(&scenario.workload);
+    let mut record = blank_record(scenario, backend, Some(point), uses_map);
+    let executor = if backend == Backend::CpythonProcess {
+        PythonExecutor::Process
+    } else {
+        PythonExecutor::Threads
+    };
+    let run = python.run(
+        &scenario.workload,
+        executor,
+        &point,
+        scenario.warmup,
+        scenario.repeats,
+        scenario.timeout_s,
+        blob_url,
+    );
+    bar.inc((scenario.warmup + scenario.repeats) as u64);
+    match run {
+        Ok(run) => {
+            let tally = Tally::of(&scenario.workload, &run.items);
+            record.failed_tasks = tally.failed + tally.panicked;
+            if let Err(e) = tally.check(&scenario.expect) {
+                record.check = e;
+            }
+            finish_record(
+                &mut record,
+                &scenario.workload,
+                run.times,
+                point.max_workers,
+                backend,
+                serial_median,
+            );
+        }
+        Err(e) => record.check = e,
     }
     record
 }

@@ -33,8 +33,20 @@ fn a_quick_run_prints_a_table_and_writes_every_report() {
     }
     let res = dir.path().join("res");
     let records = read_jsonl(&res.join("results.jsonl")).unwrap();
-    // primes quick: serial + 3 backends × 1 point; faults: serial + 3 × 2 chunk sizes.
-    assert_eq!(records.len(), 4 + 7);
+    // primes quick: serial + 3 backends × 1 point; faults: serial + 3 × 2 chunk sizes; and
+    // CPython's two executors (faults: submit per task, so one row each).
+    let cpython = records
+        .iter()
+        .filter(|r| r.backend.starts_with("cpython-"))
+        .count();
+    assert_eq!(records.len(), 4 + 7 + cpython);
+    assert_eq!(cpython, 4, "python3 runs the same scenarios side by side");
+    assert!(
+        records
+            .iter()
+            .filter(|r| ["threads", "process", "async"].contains(&r.backend.as_str()))
+            .all(|r| r.vs_cpython.is_some())
+    );
     assert!(records.iter().all(|r| r.check_passed()));
     let csv = std::fs::read_to_string(res.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + records.len());
@@ -64,7 +76,11 @@ fn a_wrong_result_fails_the_run_but_keeps_every_row() {
         text(&out.stderr)
     );
     let records = read_jsonl(&dir.path().join("res/results.jsonl")).unwrap();
-    assert_eq!(records.len(), 2, "both rows were written");
+    assert_eq!(
+        records.len(),
+        4,
+        "every row was written (serial, threads, 2 × CPython)"
+    );
     assert!(
         records
             .iter()

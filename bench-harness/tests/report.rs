@@ -34,6 +34,7 @@ fn row(
         speedup: Some(serial_s / median_s),
         ideal_s: ideal_s.or(Some(serial_s)),
         efficiency: Some(ideal_s.unwrap_or(serial_s) / median_s),
+        vs_cpython: None,
         failed_tasks: 0,
         check: "ok".into(),
     }
@@ -203,6 +204,7 @@ fn csv_has_the_header_at_once_and_parses_back() {
             "speedup",
             "ideal_s",
             "efficiency",
+            "vs_cpython",
             "failed_tasks",
             "check",
         ]
@@ -302,7 +304,7 @@ fn markdown_has_a_section_and_a_row_per_record() {
     // Every table line has as many cells as the header: escaped pipes do not split cells.
     for line in md.lines().filter(|l| l.starts_with('|')) {
         let cells = line.replace("\\|", "").matches('|').count() - 1;
-        assert_eq!(cells, 12, "{line}");
+        assert_eq!(cells, 13, "{line}");
     }
     assert!(md.contains("expected 64 \\| blobs"));
     // Markdown keeps the whole failure message.
@@ -342,6 +344,7 @@ fn markdown_without_a_serial_row_says_so() {
         speedup: None,
         ideal_s: None,
         efficiency: None,
+        vs_cpython: None,
         ..Record::example()
     };
     let md = report::markdown(&[r]);

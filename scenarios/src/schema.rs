@@ -345,10 +345,14 @@ pub enum Backend {
     Process,
     /// `backend_async::AsyncExecutor` (async variants for I/O workloads).
     Async,
+    /// CPython's `concurrent.futures.ThreadPoolExecutor` on the same workload (needs `python3`).
+    CpythonThreads,
+    /// CPython's `concurrent.futures.ProcessPoolExecutor` on the same workload (needs `python3`).
+    CpythonProcess,
 }
 
 impl Backend {
-    /// Every backend, serial first.
+    /// The four Rust backends, serial first: a scenario's default.
     ///
     /// ```
     /// assert_eq!(scenarios::Backend::all().len(), 4);
@@ -362,10 +366,29 @@ impl Backend {
         ]
     }
 
+    /// CPython's two executors, for side-by-side runs.
+    ///
+    /// ```
+    /// assert!(scenarios::Backend::cpython().iter().all(|b| b.is_cpython()));
+    /// ```
+    pub fn cpython() -> Vec<Backend> {
+        vec![Backend::CpythonThreads, Backend::CpythonProcess]
+    }
+
+    /// Whether this is one of CPython's executors.
+    ///
+    /// ```
+    /// assert!(!scenarios::Backend::Threads.is_cpython());
+    /// ```
+    pub fn is_cpython(self) -> bool {
+        matches!(self, Backend::CpythonThreads | Backend::CpythonProcess)
+    }
+
     /// The name used in YAML, on the command line and in reports.
     ///
     /// ```
     /// assert_eq!(scenarios::Backend::Async.name(), "async");
+    /// assert_eq!(scenarios::Backend::CpythonProcess.name(), "cpython-process");
     /// ```
     pub fn name(self) -> &'static str {
         match self {
@@ -373,6 +396,8 @@ impl Backend {
             Backend::Threads => "threads",
             Backend::Process => "process",
             Backend::Async => "async",
+            Backend::CpythonThreads => "cpython-threads",
+            Backend::CpythonProcess => "cpython-process",
         }
     }
 
@@ -381,10 +406,14 @@ impl Backend {
     /// ```
     /// use scenarios::Backend;
     /// assert_eq!(Backend::from_name("threads"), Some(Backend::Threads));
+    /// assert_eq!(Backend::from_name("cpython-threads"), Some(Backend::CpythonThreads));
     /// assert_eq!(Backend::from_name("gpu"), None);
     /// ```
     pub fn from_name(name: &str) -> Option<Backend> {
-        Backend::all().into_iter().find(|b| b.name() == name)
+        Backend::all()
+            .into_iter()
+            .chain(Backend::cpython())
+            .find(|b| b.name() == name)
     }
 }
 

@@ -178,7 +178,7 @@ pub(crate) fn by_scenario(records: &[Record]) -> Vec<(&str, Vec<&Record>)> {
 }
 
 /// The column headers shared by the terminal table and the Markdown report.
-pub(crate) const COLUMNS: [&str; 12] = [
+pub(crate) const COLUMNS: [&str; 13] = [
     "scenario",
     "backend",
     "workers",
@@ -190,16 +190,17 @@ pub(crate) const COLUMNS: [&str; 12] = [
     "per task",
     "speedup",
     "efficiency",
+    "vs CPython",
     "check",
 ];
 
 /// Whether column `i` of [`COLUMNS`] holds numbers (right-aligned).
 pub(crate) fn numeric_column(i: usize) -> bool {
-    (2..=10).contains(&i)
+    (2..=11).contains(&i)
 }
 
 /// One row's cells in [`COLUMNS`] order (the check cell untruncated).
-pub(crate) fn cells(r: &Record) -> [String; 12] {
+pub(crate) fn cells(r: &Record) -> [String; 13] {
     [
         r.scenario.clone(),
         r.backend.clone(),
@@ -212,6 +213,7 @@ pub(crate) fn cells(r: &Record) -> [String; 12] {
         human_duration(r.per_task_us * 1e-6),
         speedup(r.speedup),
         percent(r.efficiency),
+        speedup(r.vs_cpython),
         check(r),
     ]
 }

@@ -16,7 +16,7 @@ const CHECK_WIDTH: usize = 60;
 /// order they first appear, rows in input order; the scenario is named on its first row).
 ///
 /// Columns: scenario, backend, workers, chunk, buffer, tasks, median, min–max, per task,
-/// speedup, efficiency, check. Durations are human (`"1.23 s"`, `"45.6 ms"`, `"789 µs"`),
+/// speedup, efficiency, vs CPython, check. Durations are human (`"1.23 s"`, `"45.6 ms"`, `"789 µs"`),
 /// speedups `"3.9×"`, efficiencies `"92 %"`, and `"-"` stands for "none". A failed check shows
 /// its message, cut to 60 characters; failed tasks are counted next to the check. The layout is
 /// fixed (UTF-8 box drawing, no terminal-width detection, no colours), so the output is the same
@@ -42,7 +42,7 @@ pub fn table(records: &[Record]) -> String {
             if i > 0 {
                 row[0] = String::new();
             }
-            row[11] = format::truncate(&row[11], CHECK_WIDTH);
+            row[12] = format::truncate(&row[12], CHECK_WIDTH);
             table.add_row(row.to_vec());
         }
     }
@@ -126,7 +126,10 @@ fn render_markdown(records: &[Record], charts: &[(String, String, String)]) -> S
     out.push_str(
         "Durations are per run (median, fastest–slowest of the timed runs) and per task \
          (median ÷ tasks). Speedup = serial median ÷ median; efficiency = ideal ÷ median, where \
-         the ideal is the physical limit of the row (100 % reaches it). `-` means none.\n",
+         the ideal is the physical limit of the row (100 % reaches it). vs CPython = the median of \
+         CPython's `concurrent.futures` on the same scenario and point (ThreadPoolExecutor for \
+         `threads` and `async`, ProcessPoolExecutor for `process`) ÷ this median: how many times \
+         faster than Python. `-` means none.\n",
     );
 
     for (scenario, rows) in groups {
