@@ -191,3 +191,36 @@ fn compare_exits_non_zero_on_a_regression_only() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("missing.jsonl"));
 }
+
+#[test]
+fn without_python_the_run_says_so_and_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bench-harness"))
+        .args(["run", "primes", "--quick", "--out", "res"])
+        .env(bench_harness::PYTHON_ENV, "/nonexistent/python3")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no CPython side by side: `/nonexistent/python3`"),
+        "{stderr}"
+    );
+    let records = read_jsonl(&dir.path().join("res/results.jsonl")).unwrap();
+    assert_eq!(records.len(), 4, "serial + the three Rust backends");
+    assert!(records.iter().all(|r| r.vs_cpython.is_none()));
+}
+
+#[test]
+fn no_cpython_skips_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = harness(
+        &["run", "overhead", "--quick", "--no-cpython", "--out", "res"],
+        dir.path(),
+    );
+    assert!(out.status.success());
+    assert!(!text(&out.stderr).contains("CPython"));
+    let records = read_jsonl(&dir.path().join("res/results.jsonl")).unwrap();
+    assert!(records.iter().all(|r| !r.backend.starts_with("cpython")));
+}

@@ -173,3 +173,39 @@ fn io_fanout_on_the_async_backend_uses_async_tasks() {
         assert_eq!(r.chunksize.is_none(), r.backend == "async", "{}", r.key());
     }
 }
+
+/// CPython's concurrent.futures runs every built-in scenario too (quick), and its results pass
+/// the same checks; every Rust row then carries its ratio to CPython. Needs `python3` (CI has it).
+#[test]
+fn every_scenario_quick_on_cpython_side_by_side() {
+    let all = scenarios::builtin().unwrap();
+    let options = RunOptions {
+        quick: true,
+        cpython: Some(true),
+        backends: vec![
+            Backend::Serial,
+            Backend::Threads,
+            Backend::CpythonThreads,
+            Backend::CpythonProcess,
+        ],
+        ..RunOptions::default()
+    };
+    let records = run(&all, &options, |_| Ok(())).unwrap();
+    for s in &all {
+        for backend in ["cpython-threads", "cpython-process"] {
+            assert!(
+                records
+                    .iter()
+                    .any(|r| r.scenario == s.name && r.backend == backend),
+                "{} on {backend}",
+                s.name
+            );
+        }
+    }
+    for r in &records {
+        assert!(r.check_passed(), "{}: {}", r.key(), r.check);
+        if r.backend == "threads" {
+            assert!(r.vs_cpython.is_some(), "{}", r.key());
+        }
+    }
+}
