@@ -121,14 +121,18 @@ pub fn rows(scenario: &Scenario, options: &RunOptions) -> usize {
     s.backends.iter().map(|b| points_of(&s, *b).len()).sum()
 }
 
-/// The matrix points a backend runs: one for serial; for CPython rows run with `submit`, one per
-/// distinct pool size and buffer size (chunksize does not apply).
+/// The matrix points a backend runs: one for serial; where chunksize does not apply (CPython's
+/// thread pool ignores it; CPython rows run with `submit` have none), one per distinct pool size
+/// and buffer size.
 fn points_of(scenario: &Scenario, backend: Backend) -> Vec<Option<Point>> {
     if backend == Backend::Serial {
         return vec![None];
     }
     let mut points: Vec<Point> = scenario.matrix.points();
-    if backend.is_cpython() && !python_uses_map(&scenario.workload) {
+    // CPython's ThreadPoolExecutor ignores chunksize, and rows run with submit have none.
+    let chunksize_applies =
+        backend == Backend::CpythonProcess && python_uses_map(&scenario.workload);
+    if backend.is_cpython() && !chunksize_applies {
         let mut seen = Vec::new();
         points.retain(|p| {
             let key = (p.max_workers, p.buffersize);
@@ -490,8 +494,9 @@ fn measure_python(
     serial_median: Option<f64>,
     bar: &ProgressBar,
 ) -> Record {
-    let uses_map = python_uses_map(&scenario.workload);
-    let mut record = blank_record(scenario, backend, Some(point), uses_map);
+    // ThreadPoolExecutor.map ignores chunksize: its rows have none.
+    let chunked = python_uses_map(&scenario.workload) && backend == Backend::CpythonProcess;
+    let mut record = blank_record(scenario, backend, Some(point), chunked);
     let executor = if backend == Backend::CpythonProcess {
         PythonExecutor::Process
     } else {
