@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scenarios::{Digest, Fault, Item, Output, Point, Workload};
+use scenarios::{Digest, Fault, Item, Output, Point, RunEnv, Workload};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -125,15 +125,18 @@ impl Python {
     }
 
     /// Runs one row: `warmup` untimed and `repeats` timed runs of `workload` on a
-    /// `max_workers`-sized executor. A run that takes longer than the timeout is killed.
+    /// `max_workers`-sized executor. A run that takes longer than the timeout is killed. `env`
+    /// says where the blobs are: the loopback blob server (`io-fanout`), or the container the
+    /// set-up filled (`azure-blobs`: each task GETs one blob's SAS URL with urllib).
     ///
     /// ```
-    /// use scenarios::{Point, Workload, Output};
+    /// use scenarios::{Point, RunEnv, Workload, Output};
     /// use bench_harness::{Python, PythonExecutor};
     /// if let Ok(python) = Python::find() {
     ///     let point = Point { max_workers: 2, chunksize: 1, buffersize: None };
     ///     let w = Workload::Primes { numbers: vec![7, 8] };
-    ///     let run = python.run(&w, PythonExecutor::Threads, &point, 0, 1, 60.0, None).unwrap();
+    ///     let env = RunEnv::new(None);
+    ///     let run = python.run(&w, PythonExecutor::Threads, &point, 0, 1, 60.0, &env).unwrap();
     ///     assert_eq!(run.times.len(), 1);
     ///     assert_eq!(run.items, vec![Ok(Output::Bool(true)), Ok(Output::Bool(false))]);
     /// }
@@ -147,8 +150,12 @@ impl Python {
         warmup: usize,
         repeats: usize,
         timeout_s: f64,
-        blob_url: Option<&str>,
+        env: &RunEnv,
     ) -> Result<PythonRun, String> {
+        let azure_urls: Option<Vec<String>> = env
+            .azure()
+            .filter(|_| matches!(workload, Workload::AzureBlobs { .. }))
+            .map(|c| c.tasks().map(|t| t.blob_url()).collect());
         let config = json!({
             "workload": workload_json(workload),
             "executor": executor.name(),
@@ -158,7 +165,8 @@ impl Python {
             "warmup": warmup,
             "repeats": repeats,
             "timeout_s": timeout_s,
-            "blob_url": blob_url,
+            "blob_url": env.blob_url(),
+            "azure_urls": azure_urls,
         });
         let mut child = Command::new(&self.program)
             .arg(&self.script)
@@ -237,6 +245,11 @@ fn workload_json(workload: &Workload) -> Value {
             size_kib,
             latency_ms,
         } => json!({"io-fanout": {"blobs": blobs, "size_kib": size_kib, "latency_ms": latency_ms}}),
+        Workload::AzureBlobs {
+            images,
+            width,
+            height,
+        } => json!({"azure-blobs": {"images": images, "width": width, "height": height}}),
         Workload::Faults {
             tasks,
             panic_every,
@@ -248,10 +261,13 @@ fn workload_json(workload: &Workload) -> Value {
 }
 
 fn item((tag, value): (String, Value)) -> Item {
+    // A failed download's message could quote a blob's SAS URL: never keep its signature.
     let message = || {
-        value
-            .as_str()
-            .map_or_else(|| value.to_string(), String::from)
+        scenarios::azure::scrub(
+            &value
+                .as_str()
+                .map_or_else(|| value.to_string(), String::from),
+        )
     };
     match tag.as_str() {
         "ok" => match &value {

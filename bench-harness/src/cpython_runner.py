@@ -1,14 +1,15 @@
 """The harness's CPython side: runs one scenario row with concurrent.futures.
 
 Reads one JSON object on stdin (the workload, the executor kind, max_workers, chunksize, warm-up,
-repeats, timeout, the blob server's URL) and prints one JSON object: the timed runs' durations
+repeats, timeout, the blob server's URL, and for azure-blobs each blob's SAS URL) and prints one JSON object: the timed runs' durations
 in seconds and the last run's per-task results, in input order, as [tag, value] pairs
 ("ok", value) / ("panic", message) / ("error", message). The Rust harness checks them against
 the scenario's expectations exactly as it checks its own backends.
 
 The tasks are the same as the Rust workloads': is_prime by trial division over 6k +- 1, a no-op
 echo, a faulty task that raises (Panic stands in for a Rust panic) or fails by its index, and a
-blocking HTTP download whose size and CRC-32 come back.
+blocking HTTP download whose size and CRC-32 come back (for azure-blobs a plain GET of the blob's
+SAS URL: the SAS in the query is the authentication, so no Azure SDK for Python is needed).
 """
 
 import concurrent.futures as cf
@@ -57,11 +58,17 @@ def fetch(args):
     return [len(body), zlib.crc32(body)]
 
 
+def fetch_url(url):
+    with urllib.request.urlopen(url, timeout=60) as response:
+        body = response.read()
+    return [len(body), zlib.crc32(body)]
+
+
 def tag(exc):
     return ["panic" if isinstance(exc, Panic) else "error", f"{type(exc).__name__}: {exc}"]
 
 
-def tasks_of(workload, blob_url):
+def tasks_of(workload, blob_url, azure_urls):
     kind, params = next(iter(workload.items()))
     if kind == "primes":
         return is_prime, list(params["numbers"]), True
@@ -76,6 +83,10 @@ def tasks_of(workload, blob_url):
     if kind == "io-fanout":
         size = params["size_kib"] * 1024
         return fetch, [(blob_url, i, size) for i in range(params["blobs"])], True
+    if kind == "azure-blobs":
+        if azure_urls is None:
+            raise SystemExit("azure-blobs needs the blobs' URLs, and none were given")
+        return fetch_url, list(azure_urls), True
     raise SystemExit(f"unknown workload kind {kind!r}")
 
 
@@ -104,7 +115,9 @@ def run_once(executor, fn, items, uses_map, chunksize, timeout):
 
 def main():
     config = json.load(sys.stdin)
-    fn, items, uses_map = tasks_of(config["workload"], config.get("blob_url"))
+    fn, items, uses_map = tasks_of(
+        config["workload"], config.get("blob_url"), config.get("azure_urls")
+    )
     kind = config["executor"]
     pool = cf.ThreadPoolExecutor if kind == "threads" else cf.ProcessPoolExecutor
     times, last = [], []

@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod azurite;
 mod cpython;
 mod record;
 pub mod report;

@@ -3,6 +3,8 @@
 //! ```text
 //! bench-harness                         # every built-in scenario on every backend
 //! bench-harness run primes io-fanout    # some of them
+//! bench-harness run azure-blobs         # PNG images from Azure Blob Storage (Azurite, or
+//!                                       # $BENCH_AZURE_CONTAINER_SAS_URL / a connection string)
 //! bench-harness run --file my.yaml --backend threads,process --quick
 //! bench-harness list
 //! bench-harness validate scenarios/*.yaml
@@ -17,14 +19,15 @@ use bench_harness::{RunOptions, rows};
 use clap::{Args, Parser, Subcommand};
 use scenarios::{Backend, Scenario, ScenarioError};
 
-/// Runs YAML scenarios (prime checks, I/O fan-out, chunksize sweeps, overhead, faults) on the
-/// serial baseline, the thread pool, the process pool and the tokio backend, and reports:
-/// a terminal table, JSON lines, CSV, Markdown and SVG charts.
+/// Runs YAML scenarios (prime checks, I/O fan-out, chunksize sweeps, overhead, faults, images
+/// from Azure Blob Storage) on the serial baseline, the thread pool, the process pool and the
+/// tokio backend, and reports: a terminal table, JSON lines, CSV, Markdown and SVG charts.
 #[derive(Parser)]
 #[command(
     name = "bench-harness",
     version,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = ENVIRONMENT
 )]
 struct Cli {
     #[command(subcommand)]
@@ -94,6 +97,17 @@ struct RunArgs {
     #[arg(long)]
     no_cpython: bool,
 }
+
+const ENVIRONMENT: &str = "\
+Environment:
+  BENCH_HARNESS_PYTHON             the Python for CPython side by side (default: python3)
+  AZURITE_BLOB_BIN                 the azurite-blob program for azure-blobs (default: the
+                                   workspace's node_modules, else installed with npm into
+                                   target/azurite)
+  BENCH_AZURE_CONTAINER_SAS_URL    run azure-blobs in this container (a SAS URL allowing read,
+                                   write, create, list) instead of Azurite
+  AZURE_STORAGE_CONNECTION_STRING  run azure-blobs in this account (container bench-harness)
+                                   instead of Azurite; https needs --features azure-tls";
 
 fn parse_backend(name: &str) -> Result<Backend, String> {
     Backend::from_name(name).ok_or_else(|| {

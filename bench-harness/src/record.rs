@@ -21,7 +21,7 @@ fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 pub struct Record {
     /// The scenario's name (`primes`, `io-fanout`, ...).
     pub scenario: String,
-    /// The workload kind (`primes`, `prime-range`, `noop`, `io-fanout`, `faults`).
+    /// The workload kind (`primes`, `prime-range`, `noop`, `io-fanout`, `faults`, `azure-blobs`).
     pub workload: String,
     /// `serial`, `threads`, `process`, `async`, or CPython's `cpython-threads` and
     /// `cpython-process`.

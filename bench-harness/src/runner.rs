@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::{Backend, Item, Point, RunEnv, RunError, Scenario, Tally, Workload};
 
 use crate::Record;
+use crate::azurite::AzureSetup;
 use crate::cpython::{Python, PythonExecutor, python_uses_map};
 use crate::server::BlobServer;
 
@@ -221,7 +222,33 @@ pub fn run(
             ),
             _ => None,
         };
-        let env = RunEnv::new(server.as_ref().map(BlobServer::base_url));
+        let mut env = RunEnv::new(server.as_ref().map(BlobServer::base_url));
+        // The azure-blobs set-up (not timed): Azurite or the account in the environment, and
+        // the images uploaded. `_azure` keeps the harness's Azurite running until the
+        // scenario's last row, and stops it when dropped (however this iteration ends).
+        let (_azure, setup_failed) = match &scenario.workload {
+            Workload::AzureBlobs {
+                images,
+                width,
+                height,
+            } => {
+                bar.set_message(format!(
+                    "{}: set-up, uploading {images} images",
+                    scenario.name
+                ));
+                match AzureSetup::prepare(*images, *width, *height) {
+                    Ok(setup) => {
+                        bar.suspend(|| {
+                            eprintln!("bench-harness: {} uses {}", scenario.name, setup.place)
+                        });
+                        env = env.with_azure(setup.container.clone());
+                        (Some(setup), None)
+                    }
+                    Err(e) => (None, Some(format!("{} set-up failed: {e}", scenario.name))),
+                }
+            }
+            _ => (None, None),
+        };
         let mut serial_median = None;
         let mut python_medians: HashMap<(PythonExecutor, usize, Option<usize>), f64> =
             HashMap::new();
@@ -236,16 +263,23 @@ pub fn run(
                         p.max_workers, p.chunksize
                     ))
                 ));
-                let mut record = match (python.as_ref(), point) {
-                    (Some(python), Some(point)) if backend.is_cpython() => measure_python(
-                        python,
-                        scenario,
-                        *backend,
-                        point,
-                        env.blob_url(),
-                        serial_median,
-                        &bar,
-                    ),
+                let mut record = match (python.as_ref(), point, &setup_failed) {
+                    (_, _, Some(why)) => {
+                        // Nothing to run against: every row says why, and the run goes on.
+                        bar.inc((scenario.warmup + scenario.repeats) as u64);
+                        let uses_map = if backend.is_cpython() {
+                            *backend == Backend::CpythonProcess
+                                && python_uses_map(&scenario.workload)
+                        } else {
+                            !(*backend == Backend::Async && scenario.workload.is_io())
+                        };
+                        let mut record = blank_record(scenario, *backend, point, uses_map);
+                        record.check = why.clone();
+                        record
+                    }
+                    (Some(python), Some(point), None) if backend.is_cpython() => {
+                        measure_python(python, scenario, *backend, point, &env, serial_median, &bar)
+                    }
                     _ => measure(scenario, *backend, point, &env, serial_median, &bar),
                 };
                 let executor = if matches!(backend, Backend::Process | Backend::CpythonProcess) {
@@ -354,7 +388,8 @@ fn ideal(workload: &Workload, workers: usize, serial_median: Option<f64>) -> Opt
             let waves = blobs.div_ceil(workers.max(1));
             Some(waves as f64 * *latency_ms as f64 / 1000.0)
         }
-        Workload::Noop { .. } => None,
+        // Azure's latency is not ours to set (nor known): no physical limit to compare with.
+        Workload::Noop { .. } | Workload::AzureBlobs { .. } => None,
         Workload::Primes { .. } | Workload::PrimeRange { .. } | Workload::Faults { .. } => {
             serial_median.map(|s| s / workers.clamp(1, cores()) as f64)
         }
@@ -406,7 +441,7 @@ fn measure(
             }
         };
         // The clock has stopped: checking (blob checksums included) is not measured.
-        let tally = Tally::of(&scenario.workload, &items);
+        let tally = Tally::of_in(&scenario.workload, &items, env);
         record.failed_tasks = tally.failed + tally.panicked;
         if let Err(e) = tally.check(&scenario.expect) {
             problem = Some(e);
@@ -490,7 +525,7 @@ fn measure_python(
     scenario: &Scenario,
     backend: Backend,
     point: Point,
-    blob_url: Option<&str>,
+    env: &RunEnv,
     serial_median: Option<f64>,
     bar: &ProgressBar,
 ) -> Record {
@@ -509,12 +544,12 @@ fn measure_python(
         scenario.warmup,
         scenario.repeats,
         scenario.timeout_s,
-        blob_url,
+        env,
     );
     bar.inc((scenario.warmup + scenario.repeats) as u64);
     match run {
         Ok(run) => {
-            let tally = Tally::of(&scenario.workload, &run.items);
+            let tally = Tally::of_in(&scenario.workload, &run.items, env);
             record.failed_tasks = tally.failed + tally.panicked;
             if let Err(e) = tally.check(&scenario.expect) {
                 record.check = e;

@@ -252,10 +252,10 @@ fn the_response_has_a_content_length_and_keeps_the_connection() {
             let n = stream.read(&mut buf).unwrap();
             assert_ne!(n, 0, "the server closed the connection");
             response.extend_from_slice(&buf[..n]);
-            if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
-                if response.len() >= end + 4 + 100 {
-                    break end + 4;
-                }
+            if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n")
+                && response.len() >= end + 4 + 100
+            {
+                break end + 4;
             }
         };
         let head = String::from_utf8_lossy(&response[..body_start]).to_ascii_lowercase();

@@ -224,3 +224,40 @@ fn no_cpython_skips_python() {
     let records = read_jsonl(&dir.path().join("res/results.jsonl")).unwrap();
     assert!(records.iter().all(|r| !r.backend.starts_with("cpython")));
 }
+
+#[test]
+fn without_azurite_the_azure_rows_fail_saying_why_and_the_run_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bench-harness"))
+        .args([
+            "run",
+            "azure-blobs",
+            "overhead",
+            "--quick",
+            "--no-cpython",
+            "--out",
+            "res",
+        ])
+        .env(
+            bench_harness::azurite::AZURITE_BIN_ENV,
+            "/nonexistent/azurite-blob",
+        )
+        .env_remove(scenarios::azure::CONTAINER_SAS_URL_ENV)
+        .env_remove(scenarios::azure::CONNECTION_STRING_ENV)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "azure-blobs set-up failed: $AZURITE_BLOB_BIN is /nonexistent/azurite-blob, which does not exist"
+        ),
+        "{stderr}"
+    );
+    let records = read_jsonl(&dir.path().join("res/results.jsonl")).unwrap();
+    let (azure, rest): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.scenario == "azure-blobs");
+    assert_eq!(azure.len(), 4, "one failed row per backend");
+    assert!(azure.iter().all(|r| r.check.contains("set-up failed")));
+    assert!(!rest.is_empty() && rest.iter().all(|r| r.check_passed()));
+}

@@ -279,10 +279,10 @@ fn markdown_rows(md: &str) -> Vec<(String, usize)> {
     for line in md.lines() {
         if let Some(name) = line.strip_prefix("## ") {
             sections.push((name.to_string(), 0));
-        } else if line.starts_with('|') {
-            if let Some((_, n)) = sections.last_mut() {
-                *n += 1;
-            }
+        } else if line.starts_with('|')
+            && let Some((_, n)) = sections.last_mut()
+        {
+            *n += 1;
         }
     }
     sections.into_iter().map(|(s, n)| (s, n - 2)).collect()

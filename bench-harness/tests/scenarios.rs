@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use bench_harness::{RunOptions, rows, run};
-use scenarios::{Backend, Scenario};
+use scenarios::{Backend, Scenario, Workload};
 
 backend_process::test_worker!();
 
@@ -90,6 +90,20 @@ fn faults_quick_on_every_backend() {
     assert!(records.iter().all(|r| r.failed_tasks == expected));
 }
 
+/// Real images in a real blob store: the harness starts Azurite (no mock), uploads the quick
+/// scenario's PNG files through the Azure SDK, downloads them on every backend, and every size
+/// and CRC-32 must match what was uploaded.
+#[test]
+fn azure_blobs_quick_on_every_backend() {
+    check("azure-blobs");
+    let s = scenario("azure-blobs").quick_mode();
+    let Workload::AzureBlobs { images, .. } = s.workload else {
+        panic!("azure-blobs is an azure-blobs workload")
+    };
+    assert!(images > 0 && s.expect.verified_bytes.unwrap_or(0) > 0);
+    assert_eq!(s.expect.ok, Some(images), "every image must be verified");
+}
+
 #[test]
 fn every_builtin_scenario_has_a_test_here() {
     let tested = [
@@ -98,6 +112,7 @@ fn every_builtin_scenario_has_a_test_here() {
         "chunksize-sweep",
         "overhead",
         "faults",
+        "azure-blobs",
     ];
     for s in scenarios::builtin().unwrap() {
         assert!(

@@ -2,9 +2,9 @@
 //!
 //! A scenario (one YAML file, schema in `scenarios/SCHEMA.md`) names a [`Workload`], the
 //! backends and [`Matrix`] to run it on, and what its results must be ([`Expect`]). The
-//! workloads' tasks ([`IsPrime`], [`NoOp`], [`Faulty`], [`FetchBlob`]) are written once, as serde
-//! types registered by a stable name, so the same values run serially, on threads, on tokio and
-//! in worker processes.
+//! workloads' tasks ([`IsPrime`], [`NoOp`], [`Faulty`], [`FetchBlob`], [`FetchAzureBlob`]) are
+//! written once, as serde types registered by a stable name, so the same values run serially, on
+//! threads, on tokio and in worker processes.
 //!
 //! ```
 //! let all = scenarios::builtin().unwrap();
@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod azure;
 pub mod blob;
 pub mod io;
 mod load;
@@ -20,9 +21,10 @@ mod run;
 mod schema;
 mod tasks;
 
+pub use azure::FetchAzureBlob;
 pub use blob::Digest;
 pub use io::FetchBlob;
-pub use load::{MAX_BLOB_KIB, ScenarioError};
+pub use load::{MAX_BLOB_KIB, MAX_IMAGES, ScenarioError};
 pub use run::{Fault, Item, Output, Pool, RunEnv, RunError, Tally, run_async, run_on, run_serial};
 pub use schema::{Backend, Expect, Matrix, Point, Quick, Scenario, Workers, Workload};
 pub use tasks::{Faulty, IsPrime, NoOp, is_prime};
@@ -37,13 +39,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("overhead.yaml", include_str!("../overhead.yaml")),
     ("faults.yaml", include_str!("../faults.yaml")),
+    ("azure-blobs.yaml", include_str!("../azure-blobs.yaml")),
 ];
 
 /// Parses every built-in scenario.
 ///
 /// ```
 /// let names: Vec<String> = scenarios::builtin().unwrap().into_iter().map(|s| s.name).collect();
-/// assert_eq!(names, ["primes", "io-fanout", "chunksize-sweep", "overhead", "faults"]);
+/// assert_eq!(names, ["primes", "io-fanout", "chunksize-sweep", "overhead", "faults", "azure-blobs"]);
 /// ```
 pub fn builtin() -> Result<Vec<Scenario>, ScenarioError> {
     BUILTIN

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
+use crate::azure::MAX_IMAGE_SIDE;
 use crate::schema::{Backend, Expect, Matrix, Quick, Scenario, Workload};
 
 /// A scenario file that could not be read or is wrong, with where and what.
@@ -163,6 +164,8 @@ const DEFAULT_WARMUP: usize = 1;
 const DEFAULT_TIMEOUT_S: f64 = 300.0;
 /// The largest blob an `io-fanout` scenario may ask for (the server's limit too).
 pub const MAX_BLOB_KIB: usize = 64 * 1024;
+/// The most images an `azure-blobs` scenario may ask for.
+pub const MAX_IMAGES: usize = 100_000;
 
 impl Scenario {
     /// Parses and validates one scenario; `file` names it in errors.
@@ -379,15 +382,15 @@ fn yaml_error(file: &str, text: &str, e: &serde_saphyr::Error) -> ScenarioError 
 fn strip_location(message: &str) -> &str {
     let first = message.lines().next().unwrap_or(message);
     let mut rest = first.strip_prefix("error: ").unwrap_or(first);
-    if let Some(after) = rest.strip_prefix("line ") {
-        if let Some((_, msg)) = after.split_once(": ") {
-            rest = msg;
-        }
+    if let Some(after) = rest.strip_prefix("line ")
+        && let Some((_, msg)) = after.split_once(": ")
+    {
+        rest = msg;
     }
-    if let Some((msg, tail)) = rest.rsplit_once(" at line ") {
-        if tail.contains(", column ") {
-            rest = msg;
-        }
+    if let Some((msg, tail)) = rest.rsplit_once(" at line ")
+        && tail.contains(", column ")
+    {
+        rest = msg;
     }
     rest
 }
@@ -416,6 +419,19 @@ fn check_workload(file: &str, field: &str, w: &Spanned<Workload>) -> Result<(), 
         Workload::IoFanout { size_kib, .. } if *size_kib == 0 || *size_kib > MAX_BLOB_KIB => fail(
             "size_kib",
             format!("{size_kib} must be between 1 and {MAX_BLOB_KIB} (64 MiB)"),
+        ),
+        Workload::AzureBlobs { images: 0, .. } => fail("images", "must be at least 1".into()),
+        Workload::AzureBlobs { images, .. } if *images > MAX_IMAGES => fail(
+            "images",
+            format!("{images} is more than {MAX_IMAGES} (the set-up uploads every one)"),
+        ),
+        Workload::AzureBlobs { width, .. } if !(1..=MAX_IMAGE_SIDE).contains(width) => fail(
+            "width",
+            format!("{width} must be between 1 and {MAX_IMAGE_SIDE} pixels"),
+        ),
+        Workload::AzureBlobs { height, .. } if !(1..=MAX_IMAGE_SIDE).contains(height) => fail(
+            "height",
+            format!("{height} must be between 1 and {MAX_IMAGE_SIDE} pixels"),
         ),
         _ => Ok(()),
     }

@@ -5,11 +5,13 @@
 //! each blob's checksum) is not part of what is measured.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backend_async::AsyncExecutor;
 use executor_core::{Executor, MapOptions, ResultError, Task, TaskError};
 
+use crate::azure::{AzureContainer, FetchAzureBlob, container_client, fetch_azure_blob};
 use crate::blob::{Digest, expected_digest};
 use crate::io::{FetchBlob, fetch_blob};
 use crate::schema::{Expect, Point, Workload};
@@ -25,6 +27,7 @@ use crate::tasks::{Faulty, IsPrime, NoOp};
 pub struct RunEnv {
     blob_url: Option<String>,
     client: reqwest::Client,
+    azure: Option<Arc<AzureContainer>>,
 }
 
 impl RunEnv {
@@ -39,7 +42,38 @@ impl RunEnv {
             blob_url,
             // Falls back to a plain client only if TLS-free client setup itself fails.
             client: crate::io::blob_client().unwrap_or_default(),
+            azure: None,
         }
+    }
+
+    /// This environment with the container that the `azure-blobs` set-up filled
+    /// (`scenarios::azure::upload_images`): the runs download its blobs, and
+    /// [`Tally::of_in`] checks them against the digests it remembered.
+    ///
+    /// ```
+    /// use scenarios::azure::AzureContainer;
+    /// let c = AzureContainer { url: "http://127.0.0.1:9/devstoreaccount1/c?sig=x".into(), blobs: vec![] };
+    /// let env = scenarios::RunEnv::new(None).with_azure(c.clone());
+    /// assert_eq!(env.azure(), Some(&c));
+    /// ```
+    pub fn with_azure(mut self, container: AzureContainer) -> RunEnv {
+        self.azure = Some(Arc::new(container));
+        self
+    }
+
+    /// The `azure-blobs` container, if the set-up made one.
+    ///
+    /// ```
+    /// assert!(scenarios::RunEnv::new(None).azure().is_none());
+    /// ```
+    pub fn azure(&self) -> Option<&AzureContainer> {
+        self.azure.as_deref()
+    }
+
+    fn container(&self) -> Result<&AzureContainer, RunError> {
+        self.azure().ok_or_else(|| {
+            RunError("azure-blobs needs a container filled by its set-up, and none was".into())
+        })
     }
 
     /// The blob server's base URL, if any.
@@ -143,12 +177,20 @@ impl std::error::Error for RunError {}
 /// takes_pool(&backend_threads::ThreadPoolExecutor::new(1).unwrap());
 /// ```
 pub trait Pool:
-    Executor<IsPrime> + Executor<NoOp> + Executor<Faulty> + Executor<FetchBlob>
+    Executor<IsPrime>
+    + Executor<NoOp>
+    + Executor<Faulty>
+    + Executor<FetchBlob>
+    + Executor<FetchAzureBlob>
 {
 }
 
 impl<E> Pool for E where
-    E: Executor<IsPrime> + Executor<NoOp> + Executor<Faulty> + Executor<FetchBlob>
+    E: Executor<IsPrime>
+        + Executor<NoOp>
+        + Executor<Faulty>
+        + Executor<FetchBlob>
+        + Executor<FetchAzureBlob>
 {
 }
 
@@ -210,6 +252,11 @@ pub fn run_serial(workload: &Workload, env: &RunEnv) -> Result<Vec<Item>, RunErr
                 .map(|i| run_inline(fetch(url, i, *size_kib), Output::Digest))
                 .collect()
         }
+        Workload::AzureBlobs { .. } => env
+            .container()?
+            .tasks()
+            .map(|t| run_inline(t, Output::Digest))
+            .collect(),
     })
 }
 
@@ -295,6 +342,9 @@ pub fn run_on<E: Pool>(
                 Output::Digest,
             )
         }
+        Workload::AzureBlobs { .. } => {
+            map_all(pool, env.container()?.tasks(), options, Output::Digest)
+        }
         Workload::Noop { tasks } => {
             let deadline = Instant::now() + timeout;
             let mut futures = Vec::with_capacity(*tasks);
@@ -335,24 +385,42 @@ pub fn run_async(
     timeout: Duration,
     env: &RunEnv,
 ) -> Result<Vec<Item>, RunError> {
-    let Workload::IoFanout {
-        blobs, size_kib, ..
-    } = workload
-    else {
-        return run_on(pool, workload, point, timeout, env);
-    };
-    let url = env.url()?;
     let deadline = Instant::now() + timeout;
-    let mut futures = Vec::with_capacity(*blobs);
-    for i in 0..*blobs as u64 {
-        let client = env.client.clone();
-        let url = url.to_string();
-        let size = size_kib * 1024;
-        let f = pool
-            .submit_async(async move { fetch_blob(&client, &url, i, size).await })
-            .map_err(|e| RunError(format!("submit refused: {}", e.reason())))?;
-        futures.push(f);
-    }
+    let futures = match workload {
+        Workload::IoFanout {
+            blobs, size_kib, ..
+        } => {
+            let url = env.url()?;
+            let mut futures = Vec::with_capacity(*blobs);
+            for i in 0..*blobs as u64 {
+                let client = env.client.clone();
+                let url = url.to_string();
+                let size = size_kib * 1024;
+                let f = pool
+                    .submit_async(async move { fetch_blob(&client, &url, i, size).await })
+                    .map_err(|e| RunError(format!("submit refused: {}", e.reason())))?;
+                futures.push(f);
+            }
+            futures
+        }
+        Workload::AzureBlobs { .. } => {
+            let container = env.container()?;
+            // One SDK client per run, shared by its downloads (it pools connections); each
+            // run has its own because each row has its own runtime.
+            let client = container_client(&container.url).map_err(|e| RunError(e.to_string()))?;
+            let mut futures = Vec::with_capacity(container.blobs.len());
+            for blob in &container.blobs {
+                let client = client.clone();
+                let name = blob.name.clone();
+                let f = pool
+                    .submit_async(async move { fetch_azure_blob(&client, &name).await })
+                    .map_err(|e| RunError(format!("submit refused: {}", e.reason())))?;
+                futures.push(f);
+            }
+            futures
+        }
+        _ => return run_on(pool, workload, point, timeout, env),
+    };
     Ok(futures
         .iter()
         .map(|f| {
@@ -379,7 +447,7 @@ pub fn run_async(
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
-    /// Tasks that succeeded (for `io-fanout`: and whose blob matched).
+    /// Tasks that succeeded (for `io-fanout` and `azure-blobs`: and whose blob matched).
     pub ok: usize,
     /// Tasks that failed (error, timeout, broken pool, wrong blob, or no result at all).
     pub failed: usize,
@@ -399,7 +467,8 @@ const MAX_PROBLEMS: usize = 3;
 
 impl Tally {
     /// Counts `items` (one per task, in input order) of a run of `workload`; for `io-fanout`
-    /// recomputes each blob's expected size and checksum.
+    /// recomputes each blob's expected size and checksum. An `azure-blobs` run needs the digests
+    /// its set-up remembered: use [`Tally::of_in`] (here every blob counts as failed).
     ///
     /// ```
     /// use scenarios::{Output, Tally, Workload};
@@ -407,6 +476,32 @@ impl Tally {
     /// assert_eq!(t.ok, 2);
     /// ```
     pub fn of(workload: &Workload, items: &[Item]) -> Tally {
+        Tally::count(workload, items, None)
+    }
+
+    /// [`Tally::of`] for a run in `env`: an `azure-blobs` blob counts as verified only if its
+    /// size and CRC-32 are those the set-up remembered when it uploaded that blob
+    /// ([`RunEnv::with_azure`]).
+    ///
+    /// ```
+    /// use scenarios::azure::{AzureContainer, UploadedBlob};
+    /// use scenarios::{Digest, Output, RunEnv, Tally, Workload};
+    /// let png = Digest::of(b"png");
+    /// let env = RunEnv::new(None).with_azure(AzureContainer {
+    ///     url: "http://127.0.0.1:9/devstoreaccount1/c?sig=x".into(),
+    ///     blobs: vec![UploadedBlob { name: "a.png".into(), digest: png }],
+    /// });
+    /// let w = Workload::AzureBlobs { images: 1, width: 1, height: 1 };
+    /// let t = Tally::of_in(&w, &[Ok(Output::Digest(png))], &env);
+    /// assert_eq!((t.ok, t.verified_bytes), (1, 3));
+    /// let t = Tally::of_in(&w, &[Ok(Output::Digest(Digest::of(b"gif")))], &env);
+    /// assert_eq!(t.failed, 1);
+    /// ```
+    pub fn of_in(workload: &Workload, items: &[Item], env: &RunEnv) -> Tally {
+        Tally::count(workload, items, env.azure())
+    }
+
+    fn count(workload: &Workload, items: &[Item], azure: Option<&AzureContainer>) -> Tally {
         let mut t = Tally::default();
         let problem = |t: &mut Tally, p: String| {
             if t.problems.len() < MAX_PROBLEMS {
@@ -422,17 +517,29 @@ impl Tally {
                 }
                 Ok(Output::U64(_)) => t.ok += 1,
                 Ok(Output::Digest(d)) => {
-                    let size = match workload {
-                        Workload::IoFanout { size_kib, .. } => size_kib * 1024,
-                        _ => 0,
+                    let want = match workload {
+                        Workload::IoFanout { size_kib, .. } => {
+                            Some(expected_digest(i as u64, size_kib * 1024))
+                        }
+                        Workload::AzureBlobs { .. } => azure.and_then(|c| c.expected(i)),
+                        _ => Some(expected_digest(i as u64, 0)),
                     };
-                    let want = expected_digest(i as u64, size);
-                    if *d == want {
-                        t.ok += 1;
-                        t.verified_bytes += d.len;
-                    } else {
-                        t.failed += 1;
-                        problem(&mut t, format!("blob {i}: got {d:?}, expected {want:?}"));
+                    match want {
+                        Some(want) if *d == want => {
+                            t.ok += 1;
+                            t.verified_bytes += d.len;
+                        }
+                        Some(want) => {
+                            t.failed += 1;
+                            problem(&mut t, format!("blob {i}: got {d}, expected {want}"));
+                        }
+                        None => {
+                            t.failed += 1;
+                            problem(
+                                &mut t,
+                                format!("blob {i}: no digest remembered to check it against"),
+                            );
+                        }
                     }
                 }
                 Err(f @ Fault::Panicked(_)) => {
@@ -475,18 +582,18 @@ impl Tally {
         count("failed", expect.failed, self.failed);
         count("panicked", expect.panicked, self.panicked);
         count("primes", expect.primes, self.primes);
-        if let Some(want) = &expect.outputs {
-            if *want != self.outputs {
-                wrong.push(format!("expected outputs {want:?}, got {:?}", self.outputs));
-            }
+        if let Some(want) = &expect.outputs
+            && *want != self.outputs
+        {
+            wrong.push(format!("expected outputs {want:?}, got {:?}", self.outputs));
         }
-        if let Some(want) = expect.verified_bytes {
-            if want != self.verified_bytes {
-                wrong.push(format!(
-                    "expected verified_bytes = {want}, got {}",
-                    self.verified_bytes
-                ));
-            }
+        if let Some(want) = expect.verified_bytes
+            && want != self.verified_bytes
+        {
+            wrong.push(format!(
+                "expected verified_bytes = {want}, got {}",
+                self.verified_bytes
+            ));
         }
         if wrong.is_empty() {
             return Ok(());

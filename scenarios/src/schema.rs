@@ -112,6 +112,17 @@ pub enum Workload {
         /// The server's latency per request, milliseconds.
         latency_ms: u64,
     },
+    /// Download `images` PNG images of `width` × `height` pixels from Azure Blob Storage with
+    /// the official Azure SDK: the harness's own Azurite on loopback, or the account the
+    /// environment names (see `scenarios::azure`). The set-up (not timed) uploads them.
+    AzureBlobs {
+        /// How many images (one blob each).
+        images: usize,
+        /// Width in pixels (1..=4096).
+        width: u32,
+        /// Height in pixels (1..=4096).
+        height: u32,
+    },
     /// `tasks` small CPU tasks of which every `panic_every`-th panics and every
     /// `error_every`-th returns an error (panic wins where both apply); 0 disables either.
     Faults {
@@ -138,6 +149,7 @@ impl Workload {
             Workload::PrimeRange { .. } => "prime-range",
             Workload::Noop { .. } => "noop",
             Workload::IoFanout { .. } => "io-fanout",
+            Workload::AzureBlobs { .. } => "azure-blobs",
             Workload::Faults { .. } => "faults",
         }
     }
@@ -154,6 +166,7 @@ impl Workload {
             Workload::PrimeRange { count, .. } => usize::try_from(*count).unwrap_or(usize::MAX),
             Workload::Noop { tasks } | Workload::Faults { tasks, .. } => *tasks,
             Workload::IoFanout { blobs, .. } => *blobs,
+            Workload::AzureBlobs { images, .. } => *images,
         }
     }
 
@@ -162,10 +175,14 @@ impl Workload {
     /// ```
     /// use scenarios::Workload;
     /// assert!(Workload::IoFanout { blobs: 1, size_kib: 1, latency_ms: 1 }.is_io());
+    /// assert!(Workload::AzureBlobs { images: 1, width: 8, height: 8 }.is_io());
     /// assert!(!Workload::Noop { tasks: 1 }.is_io());
     /// ```
     pub fn is_io(&self) -> bool {
-        matches!(self, Workload::IoFanout { .. })
+        matches!(
+            self,
+            Workload::IoFanout { .. } | Workload::AzureBlobs { .. }
+        )
     }
 }
 
@@ -451,7 +468,7 @@ pub struct Expect {
     /// Every result in input order (`primes` workload: is each number prime?).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<bool>>,
-    /// Bytes downloaded whose size and checksum matched (`io-fanout`).
+    /// Bytes downloaded whose size and checksum matched (`io-fanout`, `azure-blobs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_bytes: Option<u64>,
 }

@@ -19,12 +19,12 @@ pub fn is_prime(n: u64) -> bool {
     if n < 4 {
         return n >= 2;
     }
-    if n % 2 == 0 || n % 3 == 0 {
+    if n.is_multiple_of(2) || n.is_multiple_of(3) {
         return false;
     }
     let mut i = 5u64;
     while i.saturating_mul(i) <= n {
-        if n % i == 0 || n % (i + 2) == 0 {
+        if n.is_multiple_of(i) || n.is_multiple_of(i + 2) {
             return false;
         }
         i += 6;
@@ -107,7 +107,7 @@ impl Faulty {
     /// assert_eq!(t.fate(), Err(true)); // both apply: panic wins
     /// ```
     pub fn fate(&self) -> Result<(), bool> {
-        let every = |n: u64| n != 0 && self.index % n == 0;
+        let every = |n: u64| n != 0 && self.index.is_multiple_of(n);
         if every(self.panic_every) {
             Err(true)
         } else if every(self.error_every) {

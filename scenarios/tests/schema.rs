@@ -20,7 +20,8 @@ fn builtin_scenarios_parse_and_cover_the_issue() {
             "io-fanout",
             "chunksize-sweep",
             "overhead",
-            "faults"
+            "faults",
+            "azure-blobs"
         ]
     );
     let primes = &all[0];
@@ -95,6 +96,18 @@ fn the_expected_results_in_the_files_are_true() {
                     assert_eq!(e.ok, Some(*blobs));
                 }
                 Workload::Noop { tasks } => assert_eq!(e.ok, Some(*tasks)),
+                Workload::AzureBlobs {
+                    images,
+                    width,
+                    height,
+                } => {
+                    // The set-up's images are deterministic: their sizes add up to this.
+                    let bytes: usize = (0..*images as u64)
+                        .map(|i| scenarios::azure::png_image(i, *width, *height).len())
+                        .sum();
+                    assert_eq!(e.verified_bytes, Some(bytes as u64), "{} {label}", s.name);
+                    assert_eq!(e.ok, Some(*images), "{} {label}", s.name);
+                }
             }
         }
     }
@@ -230,6 +243,54 @@ fn semantic_mistakes_name_the_field_and_line() {
             "between 1 and",
         ),
         (
+            "name: s\nworkload: {azure-blobs: {images: 0, width: 8, height: 8}}\nexpect: {ok: 0}\n",
+            "workload.azure-blobs.images",
+            2,
+            "at least 1",
+        ),
+        (
+            "name: s\nworkload: {azure-blobs: {images: 200000, width: 8, height: 8}}\nexpect: {ok: 1}\n",
+            "workload.azure-blobs.images",
+            2,
+            "more than 100000",
+        ),
+        (
+            "name: s\nworkload:\n  azure-blobs:\n    images: 2\n    width: 0\n    height: 8\nexpect: {ok: 2}\n",
+            "workload.azure-blobs.width",
+            3,
+            "between 1 and 4096",
+        ),
+        (
+            "name: s\nworkload: {azure-blobs: {images: 2, width: 8, height: 5000}}\nexpect: {ok: 2}\n",
+            "workload.azure-blobs.height",
+            2,
+            "between 1 and 4096",
+        ),
+        (
+            "name: s\nworkload: {azure-blobs: {images: 2, width: 8, height: 8}}\nexpect: {ok: 3}\n",
+            "expect",
+            3,
+            "2 tasks",
+        ),
+        (
+            "name: s\nworkload: {azure-blobs: {images: 2, width: 8, height: 8}}\nexpect: {primes: 1}\n",
+            "expect.primes",
+            3,
+            "does not find primes",
+        ),
+        (
+            "name: s\nworkload: {azure-blobs: {images: 2, width: 8, height: 8}}\nexpect: {ok: 2}\nquick:\n  workload: {io-fanout: {blobs: 1, size_kib: 1, latency_ms: 0}}\n  expect: {ok: 1}\n",
+            "quick.workload",
+            5,
+            "same workload",
+        ),
+        (
+            "name: s\nworkload: {azure-blobs: {images: 4, width: 8, height: 8}}\nexpect: {ok: 4}\nquick:\n  workload: {azure-blobs: {images: 0, width: 8, height: 8}}\n  expect: {ok: 0}\n",
+            "quick.workload.azure-blobs.images",
+            5,
+            "at least 1",
+        ),
+        (
             &format!(
                 "{BASE}quick:\n  workload: {{primes: {{numbers: [2]}}}}\n  expect: {{ok: 1}}\n"
             ),
@@ -251,6 +312,53 @@ fn semantic_mistakes_name_the_field_and_line() {
         assert!(e.message().contains(message), "{e}");
         assert!(e.to_string().starts_with(&format!("s.yaml:{line}:")), "{e}");
     }
+}
+
+#[test]
+fn azure_blobs_reads_its_fields_and_rejects_unknown_or_wrong_ones() {
+    let s = Scenario::parse(
+        "a.yaml",
+        "name: a\nworkload:\n  azure-blobs: {images: 3, width: 64, height: 32}\nexpect: {ok: 3, verified_bytes: 100}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.workload,
+        Workload::AzureBlobs {
+            images: 3,
+            width: 64,
+            height: 32
+        }
+    );
+    assert_eq!(s.workload.kind(), "azure-blobs");
+    assert_eq!(s.workload.tasks(), 3);
+    assert!(s.workload.is_io());
+    assert_eq!(s.expect.verified_bytes, Some(100));
+
+    let e = err(
+        "name: a\nworkload:\n  azure-blobs:\n    images: 3\n    width: 64\n    height: 32\n    depth: 8\nexpect: {ok: 3}\n",
+    );
+    assert_eq!(
+        (e.field(), e.line()),
+        ("workload.azure-blobs.depth", Some(7))
+    );
+    assert!(e.message().starts_with("unknown field `depth`"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("s.yaml:7:5: workload.azure-blobs.depth: unknown field"),
+        "{e}"
+    );
+
+    let e = err("name: a\nworkload: {azure-blobs: {images: 3, width: 64}}\nexpect: {ok: 3}\n");
+    assert!(e.message().contains("missing field `height`"), "{e}");
+    assert_eq!(e.line(), Some(2), "{e}");
+
+    let e = err(
+        "name: a\nworkload: {azure-blobs: {images: 3, width: -1, height: 2}}\nexpect: {ok: 3}\n",
+    );
+    assert_eq!(
+        (e.field(), e.line()),
+        ("workload.azure-blobs.width", Some(2))
+    );
 }
 
 #[test]
