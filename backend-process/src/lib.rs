@@ -51,12 +51,18 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod builder;
+mod job;
 mod pool;
 mod registry;
+mod slot;
 mod wire;
 mod worker;
 
-pub use pool::{BuildError, OnWorkerDeath, ProcessPoolBuilder, ProcessPoolExecutor};
+pub use builder::{
+    BuildError, DEFAULT_MAX_IN_FLIGHT_PER_WORKER, OnWorkerDeath, ProcessPoolBuilder,
+};
+pub use pool::ProcessPoolExecutor;
 pub use registry::{Registration, RemoteTask};
 pub use worker::{TEST_ENTRY, worker_main};
 

@@ -1,25 +1,34 @@
-//! [`ProcessPoolExecutor`]: worker processes fed through their pipes, one driver thread each.
+//! [`ProcessPoolExecutor`]: the shared queue, the scheduling state (which worker may take the
+//! next request), breakage, `terminate`/`kill`, shutdown and the executor traits. One worker's
+//! threads and pipes are in [`crate::slot`].
+//!
+//! # Locks
+//! `sched` (the queue and every slot's counts) is never held while taking a slot's `state`
+//! (the order is slot `state` → `sched`), and neither is held while writing to a pipe or while
+//! completing a future (done callbacks run user code).
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::io::{BufReader, BufWriter};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender};
 use executor_core::{
     Batch, BrokenExecutor, BrokenKind, Executor, FutureHandle, Introspect, PoolStats, Promise,
     RejectReason, Shutdown, ShutdownOptions, SubmitError, TaskError,
 };
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
+use rustix::process::Signal;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::builder::{BuildError, Options, ProcessPoolBuilder};
+use crate::job::{Many, Pending, Queued, Single};
 use crate::registry::RemoteTask;
-use crate::wire::{self, Outcomes, Request, Response, WireError};
-use crate::worker::{TEST_ENTRY, WORKER_ENV};
+use crate::slot::{self, Slot};
+use crate::wire;
 
 /// A pool of worker processes (Python's `ProcessPoolExecutor`): each task is serialized with
 /// serde, sent by its registered name to a worker (this same binary, re-executed) over the
@@ -29,7 +38,10 @@ use crate::worker::{TEST_ENTRY, WORKER_ENV};
 /// or signal (rule L6).
 ///
 /// Workers start lazily, one per `submit` at most, up to `max_workers` (default: the number of
-/// cores), and idle ones are reused. The binary must call [`worker_main`](crate::worker_main)
+/// cores), and idle ones are reused. While every worker is busy, each gets the next request ahead
+/// of time (up to [`max_in_flight_per_worker`](ProcessPoolBuilder::max_in_flight_per_worker)),
+/// so it never waits for the parent between tasks; such a task stays PENDING, and `cancel()`
+/// withdraws it from the worker, until the worker starts it (rule L13). The binary must call [`worker_main`](crate::worker_main)
 /// first thing in `main` (or, for a test binary, contain [`test_worker!`](crate::test_worker)).
 ///
 /// ```no_run
@@ -55,321 +67,141 @@ pub struct ProcessPoolExecutor {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    max_workers: usize,
-    program: PathBuf,
-    options: Options,
-    receiver: Receiver<Box<dyn Pending>>,
-    gate: RwLock<Gate>,
-    drivers: Mutex<Vec<JoinHandle<()>>>,
-    /// The pids of live workers, for killing them when the pool breaks.
-    workers: Mutex<Vec<u32>>,
-    spawned: AtomicUsize,
-    idle: AtomicUsize,
-    running: AtomicUsize,
-    completed: AtomicU64,
+pub(crate) struct Inner {
+    pub(crate) max_workers: usize,
+    pub(crate) program: PathBuf,
+    pub(crate) options: Options,
+    pub(crate) sched: Mutex<Sched>,
+    /// The slots' writer threads, joined by `shutdown(wait)`.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Requests a worker has started and not answered.
+    pub(crate) running: AtomicUsize,
+    /// Requests written to a worker that has not started them.
+    pub(crate) sent_ahead: AtomicUsize,
+    pub(crate) completed: AtomicU64,
     next_request: AtomicU64,
 }
 
-struct Gate {
-    sender: Option<Sender<Box<dyn Pending>>>,
-    broken: Option<BrokenExecutor>,
+/// The queue and who may take from it, under one lock.
+pub(crate) struct Sched {
+    pub(crate) jobs: VecDeque<Queued>,
+    /// Shut down: no new submits; writers exit once the queue is empty and their worker idle.
+    pub(crate) closed: bool,
+    /// `terminate_workers`/`kill_workers` in progress, with this signal.
+    pub(crate) stopping: Option<Signal>,
+    /// Why the pool broke, once it has (the first reason wins).
+    pub(crate) broken: Option<BrokenExecutor>,
+    pub(crate) slots: Vec<SlotSched>,
+    /// The pids of live (not yet reaped) workers, for killing them.
+    pub(crate) workers: Vec<u32>,
 }
 
-/// What a worker's death does (rule L6).
-///
-/// ```
-/// use backend_process::{OnWorkerDeath, ProcessPoolExecutor};
-/// let pool = ProcessPoolExecutor::builder()
-///     .on_worker_death(OnWorkerDeath::Replace)
-///     .build()
-///     .unwrap();
-/// # drop(pool);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnWorkerDeath {
-    /// As in Python: the pool breaks, and every pending future fails with an error naming the
-    /// dead worker's pid and its exit code or signal.
-    #[default]
-    BreakPool,
-    /// Only the dead worker's task fails (with the same details); a fresh worker replaces it.
-    Replace,
+/// One slot as the scheduler sees it.
+pub(crate) struct SlotSched {
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) phase: Phase,
+    /// Requests taken from the queue for this slot and not answered yet (running, sent ahead,
+    /// being written, or kept for a replacement worker).
+    pub(crate) in_flight: usize,
+    /// Requests the current worker has finished (for `max_tasks_per_child`).
+    pub(crate) served: usize,
+    /// Its writer is parked on the slot's condvar.
+    pub(crate) waiting: bool,
 }
 
-/// The pool's options, made by [`ProcessPoolBuilder`].
-#[derive(Debug, Clone, Default)]
-struct Options {
-    /// Sent to each new worker before any task (name, serialized task).
-    initializer: Option<(&'static str, Vec<u8>)>,
-    max_tasks_per_child: Option<usize>,
-    on_death: OnWorkerDeath,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Its worker is starting (handshake, initializer).
+    Starting,
+    /// Its worker serves requests.
+    Ready,
+    /// Its worker has ended (the reader has dealt with what it held).
+    Ended,
+    /// The slot's writer has exited.
+    Gone,
 }
 
-/// Options for a [`ProcessPoolExecutor`] (Python's constructor arguments, plus a policy for dead
-/// workers).
-///
-/// ```
-/// let pool = backend_process::ProcessPoolExecutor::builder()
-///     .max_workers(2)
-///     .max_tasks_per_child(100)
-///     .build()
-///     .unwrap();
-/// assert_eq!(pool.max_workers(), 2);
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct ProcessPoolBuilder {
-    max_workers: Option<usize>,
-    options: Options,
-    initializer_error: Option<String>,
+/// How many slots are idle (a ready worker holding nothing) and starting, counted once per
+/// decision.
+#[derive(Clone, Copy)]
+pub(crate) struct Census {
+    idle: usize,
+    starting: usize,
 }
 
-impl ProcessPoolBuilder {
-    /// At most this many worker processes (default: one per core); 0 is an error (rule L3).
-    ///
-    /// ```
-    /// assert!(backend_process::ProcessPoolExecutor::builder().max_workers(0).build().is_err());
-    /// ```
-    pub fn max_workers(mut self, max_workers: usize) -> Self {
-        self.max_workers = Some(max_workers);
-        self
+impl Sched {
+    fn idle(&self, i: usize) -> bool {
+        let s = &self.slots[i];
+        s.phase == Phase::Ready && s.in_flight == 0
     }
 
-    /// Runs `task` in each new worker before any other task (Python's `initializer` with its
-    /// `initargs`, as one registered task). If it fails in a worker, the pool breaks (rule L7).
-    ///
-    /// ```
-    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Warm;
-    /// # impl executor_core::Task for Warm { type Output = (); fn run(self) -> Result<(), executor_core::TaskError> { Ok(()) } }
-    /// # impl backend_process::RemoteTask for Warm { const NAME: &'static str = "docs::warm"; }
-    /// let pool = backend_process::ProcessPoolExecutor::builder().initializer(Warm).build().unwrap();
-    /// # drop(pool);
-    /// ```
-    pub fn initializer<T: RemoteTask<Output = ()>>(mut self, task: T) -> Self {
-        match postcard::to_allocvec(&task) {
-            Ok(bytes) => self.options.initializer = Some((T::NAME, bytes)),
-            Err(e) => self.initializer_error = Some(e.to_string()),
-        }
-        self
-    }
-
-    /// A worker exits after this many tasks and a fresh one replaces it (rule L8); 0 is an error.
-    ///
-    /// ```
-    /// assert!(backend_process::ProcessPoolExecutor::builder().max_tasks_per_child(0).build().is_err());
-    /// ```
-    pub fn max_tasks_per_child(mut self, tasks: usize) -> Self {
-        self.options.max_tasks_per_child = Some(tasks);
-        self
-    }
-
-    /// What a worker's death does; the default breaks the pool, as Python does.
-    ///
-    /// ```
-    /// use backend_process::OnWorkerDeath;
-    /// let b = backend_process::ProcessPoolExecutor::builder().on_worker_death(OnWorkerDeath::Replace);
-    /// # drop(b);
-    /// ```
-    pub fn on_worker_death(mut self, policy: OnWorkerDeath) -> Self {
-        self.options.on_death = policy;
-        self
-    }
-
-    /// Checks the options and makes the pool. No worker starts until the first `submit`.
-    ///
-    /// ```
-    /// assert!(backend_process::ProcessPoolExecutor::builder().build().is_ok());
-    /// ```
-    pub fn build(self) -> Result<ProcessPoolExecutor, BuildError> {
-        let invalid = |field, value: &str, expected: &str| BuildError {
-            field,
-            value: value.to_owned(),
-            expected: expected.to_owned(),
+    pub(crate) fn census(&self) -> Census {
+        let mut census = Census {
+            idle: 0,
+            starting: 0,
         };
-        let max_workers = self
-            .max_workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        if max_workers == 0 {
-            return Err(invalid("max_workers", "0", "must be at least 1"));
+        for (i, s) in self.slots.iter().enumerate() {
+            census.idle += usize::from(self.idle(i));
+            census.starting += usize::from(s.phase == Phase::Starting);
         }
-        if self.options.max_tasks_per_child == Some(0) {
-            return Err(invalid("max_tasks_per_child", "0", "must be at least 1"));
-        }
-        if let Some(e) = self.initializer_error {
-            return Err(invalid(
-                "initializer",
-                "the task",
-                &format!("must serialize: {e}"),
-            ));
-        }
-        let program = std::env::current_exe().map_err(|e| {
-            invalid(
-                "program",
-                "the current executable",
-                &format!("must be readable to re-execute as a worker: {e}"),
-            )
-        })?;
-        let (sender, receiver) = crossbeam_channel::unbounded();
-        Ok(ProcessPoolExecutor {
-            inner: Arc::new(Inner {
-                max_workers,
-                program,
-                options: self.options,
-                receiver,
-                gate: RwLock::new(Gate {
-                    sender: Some(sender),
-                    broken: None,
-                }),
-                drivers: Mutex::new(Vec::new()),
-                workers: Mutex::new(Vec::new()),
-                spawned: AtomicUsize::new(0),
-                idle: AtomicUsize::new(0),
-                running: AtomicUsize::new(0),
-                completed: AtomicU64::new(0),
-                next_request: AtomicU64::new(0),
-            }),
-        })
+        census
     }
-}
 
-/// A submitted request and the promise its response completes, whatever the task type.
-trait Pending: Send {
-    /// PENDING → RUNNING, right before the request goes to an idle worker; `false` if the future
-    /// was cancelled (then nothing is sent).
-    fn start(&self) -> bool;
-    fn request(&self) -> &Request;
-    fn finish(self: Box<Self>, outcomes: Outcomes, pid: u32);
-    fn fail(self: Box<Self>, error: TaskError);
-    fn cancel(self: Box<Self>);
-}
+    /// How many more requests this slot's worker may be given before it retires.
+    pub(crate) fn budget(&self, i: usize, options: &Options) -> usize {
+        let s = &self.slots[i];
+        options
+            .max_tasks_per_child
+            .map_or(usize::MAX, |max| max.saturating_sub(s.served + s.in_flight))
+    }
 
-/// One task.
-struct Single<T: RemoteTask>
-where
-    T::Output: Serialize + DeserializeOwned,
-{
-    promise: Promise<T::Output>,
-    request: Request,
-}
+    /// Whether slot `i` may take the next queued request now: an idle worker always; a busy one
+    /// (sending ahead) only while no other worker is idle or starting, so that a task never
+    /// waits behind another while a worker is free.
+    pub(crate) fn may_take(&self, i: usize, census: Census, options: &Options) -> bool {
+        let s = &self.slots[i];
+        if s.phase != Phase::Ready
+            || s.in_flight >= options.max_in_flight
+            || self.budget(i, options) == 0
+        {
+            return false;
+        }
+        // A busy slot is neither idle nor starting itself.
+        s.in_flight == 0 || (census.idle == 0 && census.starting == 0)
+    }
 
-/// A chunk of `map`: one request, one future, one outcome per item.
-struct Many<T: RemoteTask>
-where
-    T::Output: Serialize + DeserializeOwned,
-{
-    promise: Promise<Vec<Result<T::Output, TaskError>>>,
-    request: Request,
-}
+    /// Whether slot `i`'s writer has something to do: take a request, retire, exit, or deal
+    /// with its worker's end.
+    fn has_work(&self, i: usize, census: Census, options: &Options) -> bool {
+        let s = &self.slots[i];
+        match s.phase {
+            Phase::Ended => return true,
+            Phase::Starting | Phase::Gone => return false,
+            Phase::Ready => {}
+        }
+        if self.stopping.is_some() || self.broken.is_some() {
+            return true;
+        }
+        if s.in_flight == 0
+            && ((self.closed && self.jobs.is_empty()) || self.budget(i, options) == 0)
+        {
+            return true;
+        }
+        !self.jobs.is_empty() && self.may_take(i, census, options)
+    }
 
-/// A task's outcome as the parent sees it.
-fn decode<T: RemoteTask>(
-    outcome: Result<Vec<u8>, WireError>,
-    pid: u32,
-) -> Result<T::Output, TaskError>
-where
-    T::Output: Serialize + DeserializeOwned,
-{
-    match outcome {
-        Ok(bytes) => postcard::from_bytes(&bytes).map_err(|e| {
-            TaskError::msg(format!(
-                "the parent cannot decode the result of `{}`: {e}",
-                T::NAME
-            ))
-        }),
-        Err(wire) => {
-            let error = if wire.panic {
-                TaskError::panic(wire.message)
-            } else {
-                TaskError::msg(wire.message)
-            };
-            let error = error.with_task_name(T::NAME).with_worker_pid(pid);
-            Err(match wire.backtrace {
-                Some(trace) => error.with_backtrace(trace),
-                None => error,
-            })
+    /// Wakes every parked writer that now has something to do. Called after every change that
+    /// may give one work (a submit, an answer, a worker ready or ended, a slot taking requests).
+    pub(crate) fn wake_writers(&mut self, options: &Options) {
+        let census = self.census();
+        for i in 0..self.slots.len() {
+            if self.slots[i].waiting && self.has_work(i, census, options) {
+                self.slots[i].waiting = false;
+                self.slots[i].slot.wake.notify_one();
+            }
         }
     }
 }
-
-impl<T: RemoteTask> Pending for Single<T>
-where
-    T::Output: Serialize + DeserializeOwned,
-{
-    fn start(&self) -> bool {
-        self.promise.set_running_or_notify_cancel().is_ok()
-    }
-    fn request(&self) -> &Request {
-        &self.request
-    }
-    fn finish(self: Box<Self>, outcomes: Outcomes, pid: u32) {
-        let outcome = match outcomes.into_iter().next() {
-            Some(outcome) => decode::<T>(outcome, pid),
-            None => Err(TaskError::msg("the worker answered with no outcome").with_worker_pid(pid)),
-        };
-        let _ = self.promise.complete(outcome);
-    }
-    fn fail(self: Box<Self>, error: TaskError) {
-        let _ = self.promise.set_error(error);
-    }
-    fn cancel(self: Box<Self>) {
-        self.promise.cancel();
-    }
-}
-
-impl<T: RemoteTask> Pending for Many<T>
-where
-    T::Output: Serialize + DeserializeOwned,
-{
-    fn start(&self) -> bool {
-        self.promise.set_running_or_notify_cancel().is_ok()
-    }
-    fn request(&self) -> &Request {
-        &self.request
-    }
-    fn finish(self: Box<Self>, outcomes: Outcomes, pid: u32) {
-        let expected = self.request.items.len();
-        let outcome = if outcomes.len() == expected {
-            Ok(outcomes.into_iter().map(|o| decode::<T>(o, pid)).collect())
-        } else {
-            Err(TaskError::msg(format!(
-                "the worker answered {} outcomes for a chunk of {expected}",
-                outcomes.len()
-            ))
-            .with_worker_pid(pid))
-        };
-        let _ = self.promise.complete(outcome);
-    }
-    fn fail(self: Box<Self>, error: TaskError) {
-        let _ = self.promise.set_error(error);
-    }
-    fn cancel(self: Box<Self>) {
-        self.promise.cancel();
-    }
-}
-
-/// A builder option out of range; names the option.
-///
-/// ```
-/// let e = backend_process::ProcessPoolExecutor::new(0).unwrap_err();
-/// assert_eq!(e.to_string(), "invalid process pool option `max_workers` = 0: must be at least 1");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildError {
-    field: &'static str,
-    value: String,
-    expected: String,
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid process pool option `{}` = {}: {}",
-            self.field, self.value, self.expected
-        )
-    }
-}
-
-impl std::error::Error for BuildError {}
 
 impl ProcessPoolExecutor {
     /// A builder with Python's defaults.
@@ -380,6 +212,29 @@ impl ProcessPoolExecutor {
     /// ```
     pub fn builder() -> ProcessPoolBuilder {
         ProcessPoolBuilder::default()
+    }
+
+    pub(crate) fn from_parts(max_workers: usize, program: PathBuf, options: Options) -> Self {
+        ProcessPoolExecutor {
+            inner: Arc::new(Inner {
+                max_workers,
+                program,
+                options,
+                sched: Mutex::new(Sched {
+                    jobs: VecDeque::new(),
+                    closed: false,
+                    stopping: None,
+                    broken: None,
+                    slots: Vec::new(),
+                    workers: Vec::new(),
+                }),
+                threads: Mutex::new(Vec::new()),
+                running: AtomicUsize::new(0),
+                sent_ahead: AtomicUsize::new(0),
+                completed: AtomicU64::new(0),
+                next_request: AtomicU64::new(0),
+            }),
+        }
     }
 
     /// A pool of at most `max_workers` worker processes; 0 is an error (rule L3).
@@ -419,11 +274,22 @@ impl ProcessPoolExecutor {
     /// assert!(backend_process::ProcessPoolExecutor::new(1).unwrap().broken().is_none());
     /// ```
     pub fn broken(&self) -> Option<BrokenExecutor> {
-        self.inner.gate.read().broken.clone()
+        self.inner.sched.lock().broken.clone()
     }
 
-    /// Sends SIGTERM to every worker (Python's `terminate_workers`): tasks not yet started are
-    /// cancelled, running ones fail with the broken-pool error, and the pool is shut down. Safe
+    /// How many requests have been written to a worker that has not started them yet (sent
+    /// ahead, rule L13): they are PENDING, and `cancel()` withdraws them from the worker.
+    ///
+    /// ```
+    /// assert_eq!(backend_process::ProcessPoolExecutor::new(1).unwrap().sent_ahead(), 0);
+    /// ```
+    pub fn sent_ahead(&self) -> usize {
+        self.inner.sent_ahead.load(Ordering::Relaxed)
+    }
+
+    /// Sends SIGTERM to every worker (Python's `terminate_workers`): tasks not yet started
+    /// (queued, or sent ahead to a worker) are cancelled, running ones fail with the broken-pool
+    /// error, and the pool is shut down. Safe
     /// to call twice, or on a pool with no workers (rule L9).
     ///
     /// ```
@@ -444,315 +310,211 @@ impl ProcessPoolExecutor {
     pub fn kill_workers(&self) {
         self.inner.stop_workers(rustix::process::Signal::KILL);
     }
+}
 
-    fn submit_pending(
-        &self,
-        pending: Box<dyn Pending>,
-    ) -> Result<(), (RejectReason, Box<dyn Pending>)> {
-        let gate = self.inner.gate.read();
-        let sender = match (&gate.broken, &gate.sender) {
-            (Some(broken), _) => return Err((RejectReason::Broken(broken.clone()), pending)),
-            (None, None) => return Err((RejectReason::Shutdown, pending)),
-            (None, Some(sender)) => sender,
-        };
-        if sender.send(pending).is_err() {
-            unreachable!("the pool's receiver lives as long as the pool");
-        }
-        if self.inner.idle.load(Ordering::Acquire) == 0 {
-            self.inner.spawn_worker();
-        }
-        Ok(())
+impl ProcessPoolExecutor {
+    fn submit_pending(&self, queued: Queued) -> Result<(), (RejectReason, Box<dyn Pending>)> {
+        self.inner.submit(queued)
     }
 
-    fn request<T: Serialize>(&self, name: &str, tasks: &[T]) -> Result<Request, TaskError> {
-        let items = tasks
-            .iter()
-            .map(|t| postcard::to_allocvec(t))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TaskError::msg(format!("the task `{name}` cannot be serialized: {e}")))?;
-        Ok(Request {
-            id: self.inner.next_request.fetch_add(1, Ordering::Relaxed),
-            task: name.to_owned(),
-            items,
-        })
+    fn next_id(&self) -> u64 {
+        self.inner.next_request.fetch_add(1, Ordering::Relaxed)
     }
 }
 
 impl Inner {
-    /// Starts one more driver thread (which starts its worker), if below `max_workers`. Called
-    /// with the gate read-locked.
-    fn spawn_worker(self: &Arc<Self>) {
-        let index = self
-            .spawned
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max_workers).then_some(n + 1)
+    /// Queues a request, wakes a writer that may take it, and starts a worker if none is idle
+    /// and the pool is below `max_workers` (rule L3).
+    fn submit(self: &Arc<Self>, queued: Queued) -> Result<(), (RejectReason, Box<dyn Pending>)> {
+        let spawn = {
+            let mut sched = self.sched.lock();
+            if let Some(broken) = &sched.broken {
+                return Err((RejectReason::Broken(broken.clone()), queued.job));
+            }
+            if sched.closed {
+                return Err((RejectReason::Shutdown, queued.job));
+            }
+            sched.jobs.push_back(queued);
+            let idle = (0..sched.slots.len()).any(|i| sched.idle(i));
+            let live = sched
+                .slots
+                .iter()
+                .filter(|s| s.phase != Phase::Gone)
+                .count();
+            let spawn = (!idle && live < self.max_workers).then(|| {
+                let slot = Arc::new(Slot::new(sched.slots.len(), Arc::downgrade(self)));
+                sched.slots.push(SlotSched {
+                    slot: Arc::clone(&slot),
+                    phase: Phase::Starting,
+                    in_flight: 0,
+                    served: 0,
+                    waiting: false,
+                });
+                slot
             });
-        let Ok(index) = index else { return };
-        let inner = Arc::clone(self);
-        let driver = std::thread::Builder::new()
-            .name(format!("backend-process-driver_{index}"))
-            .spawn(move || inner.drive());
-        match driver {
-            Ok(handle) => self.drivers.lock().push(handle),
-            Err(e) => {
-                self.spawned.fetch_sub(1, Ordering::AcqRel);
-                eprintln!("backend-process: cannot start a driver thread: {e}");
-            }
-        }
-    }
-
-    /// One worker slot's life: start a worker, serve it queued requests, and start a fresh one
-    /// when it retires (`max_tasks_per_child`) or, with [`OnWorkerDeath::Replace`], dies.
-    fn drive(self: Arc<Self>) {
-        loop {
-            let mut worker = match self.start_worker() {
-                Ok(worker) => worker,
-                Err(broken) => {
-                    self.break_pool(broken);
-                    return;
-                }
-            };
-            match self.serve(&mut worker) {
-                Served::Retired => {
-                    worker.retire(&self);
-                    continue;
-                }
-                Served::QueueClosed => {
-                    worker.retire(&self);
-                    return;
-                }
-                Served::Died { status, job } => {
-                    self.forget_worker(worker.pid);
-                    let pid = worker.pid;
-                    let how = format!(
-                        "worker pid {pid} {} while running a task",
-                        describe_exit(status)
-                    );
-                    let replace = self.options.on_death == OnWorkerDeath::Replace
-                        && self.gate.read().sender.is_some();
-                    if replace {
-                        job.fail(TaskError::msg(how).with_worker_pid(pid));
-                        continue;
-                    }
-                    let broken = self.break_pool(BrokenExecutor::new(BrokenKind::ProcessPool, how));
-                    job.fail(TaskError::broken(broken).with_worker_pid(pid));
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Starts a worker process, waits for its handshake, and runs the initializer in it.
-    fn start_worker(&self) -> Result<Worker, BrokenExecutor> {
-        let broken = |why: String| BrokenExecutor::new(BrokenKind::ProcessPool, why);
-        let mut child = Command::new(&self.program)
-            // A test binary runs the worker entry test; any other binary's `main` calls
-            // `worker_main` before it looks at its arguments.
-            .args([
-                TEST_ENTRY,
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-                "-q",
-            ])
-            .env(WORKER_ENV, std::process::id().to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| broken(format!("cannot start a worker process: {e}")))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            unreachable!("both pipes were requested");
+            sched.wake_writers(&self.options);
+            spawn
         };
-        let pid = child.id();
-        self.workers.lock().push(pid);
-        let mut worker = Worker {
-            pid,
-            child,
-            input: BufWriter::new(stdin),
-            output: BufReader::new(stdout),
-            served: 0,
-        };
-        if !matches!(wire::skip_to_magic(&mut worker.output), Ok(true)) {
-            let status = worker.end(self);
-            return Err(broken(format!(
-                "worker pid {pid} {} before it was ready (does this binary call \
-                 `backend_process::worker_main()` first in `main`, or, for tests, \
-                 `backend_process::test_worker!()`?)",
-                describe_exit(status)
-            )));
-        }
-        if let Some((name, bytes)) = &self.options.initializer {
-            let request = Request {
-                id: u64::MAX,
-                task: (*name).to_owned(),
-                items: vec![bytes.clone()],
-            };
-            let answer = wire::write_frame(&mut worker.input, &request)
-                .and_then(|()| wire::read_frame::<Response>(&mut worker.output));
-            let failure = match answer {
-                Ok(Some(response)) => match response.outcomes.into_iter().next() {
-                    Some(Ok(_)) => None,
-                    Some(Err(e)) => Some(e.message),
-                    None => Some("no answer".to_owned()),
-                },
-                Ok(None) | Err(_) => Some(String::new()),
-            };
-            if let Some(message) = failure {
-                let status = worker.end(self);
-                let what = if message.is_empty() {
-                    describe_exit(status)
-                } else {
-                    message
-                };
-                return Err(broken(format!(
-                    "initializer `{name}` failed in worker pid {pid}: {what}"
-                )));
-            }
-        }
-        Ok(worker)
-    }
-
-    /// Hands queued requests to the worker one at a time until it must retire or dies.
-    fn serve(&self, worker: &mut Worker) -> Served {
-        // IDLE from here; the worker counts itself idle again before it completes a future, so
-        // that a submitter woken by that completion reuses it instead of starting another.
-        self.idle.fetch_add(1, Ordering::AcqRel);
-        loop {
-            if self
-                .options
-                .max_tasks_per_child
-                .is_some_and(|max| worker.served >= max)
-            {
-                self.idle.fetch_sub(1, Ordering::AcqRel);
-                return Served::Retired;
-            }
-            let Ok(job) = self.receiver.recv() else {
-                self.idle.fetch_sub(1, Ordering::AcqRel);
-                return Served::QueueClosed;
-            };
-            if !job.start() {
-                continue;
-            }
-            self.idle.fetch_sub(1, Ordering::AcqRel);
-            self.running.fetch_add(1, Ordering::Relaxed);
-            let answer = wire::write_frame(&mut worker.input, job.request())
-                .and_then(|()| wire::read_frame::<Response>(&mut worker.output));
-            self.running.fetch_sub(1, Ordering::Relaxed);
-            match answer {
-                Ok(Some(response)) if response.id == job.request().id => {
-                    worker.served += 1;
-                    self.completed.fetch_add(1, Ordering::Relaxed);
-                    self.idle.fetch_add(1, Ordering::AcqRel);
-                    job.finish(response.outcomes, worker.pid);
-                }
-                _ => {
-                    // The worker died (or spoke nonsense): make sure it is gone, and reap it.
-                    let _ = worker.child.kill();
-                    let status = worker.child.wait();
-                    return Served::Died { status, job };
+        if let Some(slot) = spawn {
+            let inner = Arc::clone(self);
+            let index = slot.index;
+            let writer = std::thread::Builder::new()
+                .name(format!("backend-process-writer_{index}"))
+                .spawn(move || slot::drive(inner, slot));
+            match writer {
+                Ok(handle) => self.threads.lock().push(handle),
+                Err(e) => {
+                    self.slot_gone(index);
+                    self.break_pool(BrokenExecutor::new(
+                        BrokenKind::ProcessPool,
+                        format!("cannot start a thread for a worker: {e}"),
+                    ));
                 }
             }
         }
+        Ok(())
     }
 
-    fn forget_worker(&self, pid: u32) {
-        self.workers.lock().retain(|&p| p != pid);
+    /// Slot `index`'s writer has exited (or never started).
+    pub(crate) fn slot_gone(&self, index: usize) {
+        let mut sched = self.sched.lock();
+        sched.slots[index].phase = Phase::Gone;
+        sched.wake_writers(&self.options);
+    }
+
+    /// Frees `count` places of slot `index` (answered, revoked, or failed requests); `served`
+    /// of them count towards `max_tasks_per_child`. Wakes the writers that now have work.
+    pub(crate) fn release(&self, index: usize, count: usize, served: usize) {
+        self.release_quietly(index, count, served);
+        self.wake_writers();
+    }
+
+    /// [`release`](Inner::release) without waking anyone: for the reader, which first sends the
+    /// next requests itself, then wakes the writers that still have work.
+    pub(crate) fn release_quietly(&self, index: usize, count: usize, served: usize) {
+        let mut sched = self.sched.lock();
+        let s = &mut sched.slots[index];
+        s.in_flight -= count;
+        s.served += served;
+    }
+
+    pub(crate) fn wake_writers(&self) {
+        self.sched.lock().wake_writers(&self.options);
+    }
+
+    /// Takes a worker out of the list of live ones; call it before reaping the worker.
+    pub(crate) fn forget_worker(&self, pid: u32) {
+        self.sched.lock().workers.retain(|&p| p != pid);
+    }
+
+    /// Signals a worker if it is still in the list of live ones (so not reaped: its pid cannot
+    /// have been reused).
+    pub(crate) fn signal_worker(&self, pid: u32, how: Signal) {
+        let sched = self.sched.lock();
+        if sched.workers.contains(&pid) {
+            signal(pid, how);
+        }
     }
 
     /// Marks the pool broken (the first reason wins), refuses new work, fails every queued
-    /// future, and kills the other workers, whose running futures then fail with the same
-    /// reason (rule L6). Returns the reason in force.
-    fn break_pool(&self, broken: BrokenExecutor) -> BrokenExecutor {
-        let broken = {
-            let mut gate = self.gate.write();
-            gate.sender = None;
-            gate.broken.get_or_insert(broken).clone()
+    /// future, and kills the other workers, whose futures then fail with the same reason (rule
+    /// L6). Returns the reason in force.
+    pub(crate) fn break_pool(&self, broken: BrokenExecutor) -> BrokenExecutor {
+        let (broken, jobs) = {
+            let mut sched = self.sched.lock();
+            sched.closed = true;
+            let broken = sched.broken.get_or_insert(broken).clone();
+            let jobs = std::mem::take(&mut sched.jobs);
+            // `terminate_workers`/`kill_workers` signal the workers themselves. Under the lock:
+            // a pid leaves the list before its worker is reaped, so it cannot have been reused.
+            if sched.stopping.is_none() {
+                for &pid in &sched.workers {
+                    signal(pid, Signal::KILL);
+                }
+            }
+            sched.wake_writers(&self.options);
+            (broken, jobs)
         };
         let error = TaskError::broken(broken.clone());
-        while let Ok(job) = self.receiver.try_recv() {
-            job.fail(error.clone());
-        }
-        for pid in self.workers.lock().iter() {
-            if let Some(pid) = rustix::process::Pid::from_raw(*pid as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
+        for queued in jobs {
+            queued.job.fail(error.clone());
         }
         broken
     }
 
-    /// `terminate_workers` / `kill_workers`: shut down, cancel what has not started, signal every
-    /// worker (their drivers then fail the running futures as broken), and reap them.
-    fn stop_workers(&self, signal: rustix::process::Signal) {
-        self.gate.write().sender = None;
-        while let Ok(job) = self.receiver.try_recv() {
-            job.cancel();
-        }
-        for pid in self.workers.lock().iter() {
-            if let Some(pid) = rustix::process::Pid::from_raw(*pid as i32) {
-                let _ = rustix::process::kill_process(pid, signal);
+    /// `terminate_workers` / `kill_workers`: shut down, cancel what has not started (queued
+    /// here, or sent ahead: the workers' readers cancel those once their worker is gone),
+    /// signal every worker (the running futures fail as broken), and reap them.
+    fn stop_workers(&self, signal_to_send: Signal) {
+        let jobs = {
+            let mut sched = self.sched.lock();
+            sched.closed = true;
+            sched.stopping.get_or_insert(signal_to_send);
+            let jobs = std::mem::take(&mut sched.jobs);
+            for &pid in &sched.workers {
+                signal(pid, signal_to_send);
             }
+            sched.wake_writers(&self.options);
+            jobs
+        };
+        for queued in jobs {
+            queued.job.cancel_or_fail(stopped_error());
         }
         self.shutdown(ShutdownOptions::wait());
     }
 
     fn shutdown(&self, options: ShutdownOptions) {
-        self.gate.write().sender = None;
-        if options.cancel_futures {
-            while let Ok(job) = self.receiver.try_recv() {
-                job.cancel();
-            }
+        let jobs = {
+            let mut sched = self.sched.lock();
+            sched.closed = true;
+            let jobs = if options.cancel_futures {
+                std::mem::take(&mut sched.jobs)
+            } else {
+                VecDeque::new()
+            };
+            sched.wake_writers(&self.options);
+            jobs
+        };
+        for queued in jobs {
+            queued.job.cancel_or_fail(stopped_error());
         }
-        if options.wait {
-            let drivers = std::mem::take(&mut *self.drivers.lock());
-            for driver in drivers {
-                if driver.join().is_err() {
-                    eprintln!("backend-process: a driver thread panicked");
+        if options.cancel_futures {
+            // And what was sent ahead to the workers and has not started: each worker decides.
+            let slots: Vec<_> = self
+                .sched
+                .lock()
+                .slots
+                .iter()
+                .map(|s| Arc::clone(&s.slot))
+                .collect();
+            slot::revoke_not_started(&slots);
+        }
+        // A pool thread (a done callback run by a reader, say) cannot wait for the pool's threads.
+        if options.wait && !slot::on_pool_thread() {
+            let threads = std::mem::take(&mut *self.threads.lock());
+            for thread in threads {
+                if thread.join().is_err() {
+                    eprintln!("backend-process: a worker's thread panicked");
                 }
             }
         }
     }
 }
 
-/// One running worker process and its pipes.
-struct Worker {
-    pid: u32,
-    child: Child,
-    input: BufWriter<ChildStdin>,
-    output: BufReader<ChildStdout>,
-    served: usize,
+/// The error a request gets if it must be cancelled but a refused revoke made it RUNNING.
+pub(crate) fn stopped_error() -> TaskError {
+    TaskError::abandoned("the process pool stopped before the task could run")
 }
 
-impl Worker {
-    /// Closes its stdin (a worker exits at the end of its input) and reaps it.
-    fn retire(self, inner: &Inner) {
-        let _ = self.end(inner);
+/// Sends `signal` to a worker that has not been reaped yet.
+fn signal(pid: u32, signal: Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, signal);
     }
-
-    /// Ends the worker whatever state it is in, reaps it, and reports how it ended.
-    fn end(mut self, inner: &Inner) -> std::io::Result<ExitStatus> {
-        drop(self.input);
-        let status = self.child.wait();
-        inner.forget_worker(self.pid);
-        status
-    }
-}
-
-/// How serving a worker ended.
-enum Served {
-    /// It ran `max_tasks_per_child` tasks.
-    Retired,
-    /// The queue is closed and empty: shut down.
-    QueueClosed,
-    /// It died running `job`.
-    Died {
-        status: std::io::Result<ExitStatus>,
-        job: Box<dyn Pending>,
-    },
 }
 
 /// "exited with code 3", "was killed by signal 9 (SIGKILL)".
-fn describe_exit(status: std::io::Result<ExitStatus>) -> String {
+pub(crate) fn describe_exit(status: std::io::Result<ExitStatus>) -> String {
     use std::os::unix::process::ExitStatusExt;
     match status {
         Ok(status) => match (status.code(), status.signal()) {
@@ -782,37 +544,65 @@ where
     /// Serializes the task and queues it for a worker process.
     fn submit(&self, task: T) -> Result<FutureHandle<T::Output>, SubmitError<T>> {
         let (promise, future) = Promise::for_task(&task);
-        let request = match self.request(T::NAME, std::slice::from_ref(&task)) {
-            Ok(request) => request,
-            Err(e) => {
-                let _ = promise.set_error(e);
-                return Ok(future);
-            }
+        let (payload, _, failed) = wire::encode_items(std::slice::from_ref(&task));
+        if let Some((_, e)) = failed.into_iter().next() {
+            let _ = promise.set_error(TaskError::msg(format!(
+                "the task `{}` cannot be serialized: {e}",
+                T::NAME
+            )));
+            return Ok(future);
+        }
+        let job = Box::new(Single::<T> {
+            id: self.next_id(),
+            promise,
+        });
+        let queued = Queued {
+            job,
+            payload: payload.into(),
         };
-        match self.submit_pending(Box::new(Single::<T> { promise, request })) {
+        match self.submit_pending(queued) {
             Ok(()) => Ok(future),
-            Err((reason, pending)) => {
-                pending.cancel();
+            Err((reason, job)) => {
+                job.cancel_or_fail(stopped_error());
                 Err(SubmitError::new(reason, task))
             }
         }
     }
 
-    /// One request (one frame) per chunk; each item's outcome comes back in its own slot.
+    /// One request per chunk, encoded as one value each way; each item's outcome comes back in
+    /// its own slot, and an item that cannot be serialized fails only its slot (rule H4).
     fn submit_batch(&self, tasks: Vec<T>) -> Result<Batch<T::Output>, SubmitError<Vec<T>>> {
         let len = tasks.len();
         let (promise, future) = Promise::named(T::NAME);
-        let request = match self.request(T::NAME, &tasks) {
-            Ok(request) => request,
-            Err(e) => {
-                let _ = promise.set_error(e);
-                return Ok(Batch::chunk(future, len));
-            }
+        let (payload, count, failed) = wire::encode_items(&tasks);
+        let failed: Vec<_> = failed
+            .into_iter()
+            .map(|(index, e)| {
+                let error =
+                    TaskError::msg(format!("the task `{}` cannot be serialized: {e}", T::NAME))
+                        .with_task_name(T::NAME);
+                (index, error)
+            })
+            .collect();
+        if count == 0 {
+            // Nothing to send (an empty chunk, or no item serializes).
+            let _ = promise.set_result(failed.into_iter().map(|(_, e)| Err(e)).collect());
+            return Ok(Batch::chunk(future, len));
+        }
+        let job = Box::new(Many::<T> {
+            id: self.next_id(),
+            promise,
+            len,
+            failed,
+        });
+        let queued = Queued {
+            job,
+            payload: payload.into(),
         };
-        match self.submit_pending(Box::new(Many::<T> { promise, request })) {
+        match self.submit_pending(queued) {
             Ok(()) => Ok(Batch::chunk(future, len)),
-            Err((reason, pending)) => {
-                pending.cancel();
+            Err((reason, job)) => {
+                job.cancel_or_fail(stopped_error());
                 Err(SubmitError::new(reason, tasks))
             }
         }
@@ -820,8 +610,9 @@ where
 }
 
 impl Shutdown for ProcessPoolExecutor {
-    /// Refuses new tasks; with `cancel_futures`, cancels queued ones; with `wait`, returns when
-    /// every queued and running task is done and every worker has exited (and been reaped).
+    /// Refuses new tasks; with `cancel_futures`, cancels the tasks not started (queued, or sent
+    /// ahead to a worker, which withdraws them); with `wait`, returns when every queued and
+    /// running task is done and every worker has exited (and been reaped).
     fn shutdown(&self, options: ShutdownOptions) {
         self.inner.shutdown(options);
     }
@@ -830,10 +621,11 @@ impl Shutdown for ProcessPoolExecutor {
 impl Introspect for ProcessPoolExecutor {
     fn stats(&self) -> PoolStats {
         let inner = &self.inner;
+        let sched = inner.sched.lock();
         PoolStats {
-            workers: inner.workers.lock().len(),
-            idle: inner.idle.load(Ordering::Relaxed),
-            queued: inner.receiver.len(),
+            workers: sched.workers.len(),
+            idle: (0..sched.slots.len()).filter(|&i| sched.idle(i)).count(),
+            queued: sched.jobs.len(),
             running: inner.running.load(Ordering::Relaxed),
             completed: inner.completed.load(Ordering::Relaxed),
         }

@@ -6,7 +6,7 @@ use executor_core::{Task, panic_message};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::wire::{Outcomes, WireError};
+use crate::wire::{Items, OutcomeWriter, WireError};
 use crate::worker;
 
 /// A task that can cross a process boundary: a serde [`Task`] with a stable name, whose output
@@ -47,7 +47,9 @@ where
 #[doc(hidden)]
 pub struct Registration {
     pub(crate) name: &'static str,
-    pub(crate) run: fn(Vec<Vec<u8>>) -> Outcomes,
+    /// Decodes a chunk payload (one postcard `Vec<T>`), runs each task, and writes one outcome
+    /// per item into the buffer (see [`wire::OutcomeWriter`]).
+    pub(crate) run: fn(&[u8], &mut Vec<u8>),
 }
 
 impl Registration {
@@ -89,41 +91,64 @@ pub(crate) fn duplicate_names() -> Vec<&'static str> {
     duplicates
 }
 
-/// Runs each serialized task on its own: one item's failure never loses the others (rule H4).
-fn run_items<T: RemoteTask>(items: Vec<Vec<u8>>) -> Outcomes
+/// The answer to a request for a task this binary does not know: the same error per item.
+pub(crate) fn unknown(name: &str, payload: &[u8], out: &mut Vec<u8>) {
+    let count = Items::new(payload).map_or(0, |items| items.count());
+    let error = WireError::msg(format!(
+        "no task is registered as `{name}` in this binary (use `backend_process::register!`)"
+    ));
+    let mut outcomes = OutcomeWriter::new(out, count);
+    for _ in 0..count {
+        outcomes.error(&error);
+    }
+}
+
+/// Runs each task of a chunk on its own: one item's failure (its panic, its error, a result that
+/// cannot be serialized) never loses the others (rules H4, L5).
+fn run_items<T: RemoteTask>(payload: &[u8], out: &mut Vec<u8>)
 where
     T::Output: Serialize + DeserializeOwned,
 {
-    items
-        .into_iter()
-        .map(|bytes| {
-            let task: T = postcard::from_bytes(&bytes).map_err(|e| WireError {
-                panic: false,
-                message: format!("the worker cannot decode a `{}`: {e}", T::NAME),
-                backtrace: None,
-            })?;
-            let output = match catch_unwind(AssertUnwindSafe(|| task.run())) {
-                Ok(Ok(output)) => output,
-                Ok(Err(e)) => {
-                    return Err(WireError {
-                        panic: false,
-                        message: e.message().to_owned(),
-                        backtrace: None,
-                    });
+    let cannot_decode = |e: postcard::Error| {
+        WireError::msg(format!("the worker cannot decode a `{}`: {e}", T::NAME))
+    };
+    let mut items = match Items::new(payload) {
+        Ok(items) => items,
+        Err(_) => {
+            // Not even the count: answer no outcome, which the parent reports for the chunk.
+            OutcomeWriter::new(out, 0);
+            return;
+        }
+    };
+    let count = items.count();
+    let mut outcomes = OutcomeWriter::new(out, count);
+    for index in 0..count {
+        let task: T = match items.next() {
+            Ok(task) => task,
+            Err(e) => {
+                // The items after an undecodable one cannot be found: they fail with it.
+                let error = cannot_decode(e);
+                for _ in index..count {
+                    outcomes.error(&error);
                 }
-                Err(payload) => {
-                    return Err(WireError {
-                        panic: true,
-                        message: panic_message(&*payload),
-                        backtrace: worker::take_backtrace(),
-                    });
+                return;
+            }
+        };
+        match catch_unwind(AssertUnwindSafe(|| task.run())) {
+            Ok(Ok(output)) => {
+                if let Err(e) = outcomes.value(&output) {
+                    outcomes.error(&WireError::msg(format!(
+                        "the result of `{}` cannot be serialized: {e}",
+                        T::NAME
+                    )));
                 }
-            };
-            postcard::to_allocvec(&output).map_err(|e| WireError {
-                panic: false,
-                message: format!("the result of `{}` cannot be serialized: {e}", T::NAME),
-                backtrace: None,
-            })
-        })
-        .collect()
+            }
+            Ok(Err(e)) => outcomes.error(&WireError::msg(e.message().to_owned())),
+            Err(payload) => outcomes.error(&WireError {
+                panic: true,
+                message: panic_message(&*payload),
+                backtrace: worker::take_backtrace(),
+            }),
+        }
+    }
 }

@@ -1,15 +1,24 @@
-//! What crosses the pipes: length-prefixed postcard frames, at most [`MAX_FRAME`] bytes each.
+//! What crosses the pipes: length-prefixed frames, at most [`MAX_FRAME`] bytes each. A frame is
+//! a postcard header, then (for requests and responses) a payload that is one postcard value.
 //!
 //! ```text
-//! parent → worker: Request  { id, task name, items: [serialized task] }
-//! worker → parent: Response { id, outcomes: [Ok(serialized output) | Err(WireError)] }
+//! parent → worker: Request  { id, task name } + payload: the chunk's tasks, one Vec<T>
+//!                  Revoke   { id }             (withdraw a request the worker has not started)
+//! worker → parent: Started  { id }             (the worker took the request from its queue)
+//!                  Response { id } + payload: one Vec<Result<Output, WireError>>, item by item
+//!                  Revoked  { id, revoked }    (true: removed from the queue, it never runs)
 //! ```
 //!
-//! A worker first writes [`MAGIC`] on its protocol stream; the parent skips anything before it
-//! (a test harness prints a line before it runs the worker).
+//! A single task is a chunk of one. A worker first writes [`MAGIC`] on its protocol stream; the
+//! parent skips anything before it (a test harness prints a line before it runs the worker).
+//!
+//! Payloads are encoded item by item into one buffer ([`OutcomeWriter`], [`Items`]), in exactly
+//! postcard's encoding of a `Vec`, so that one item that fails to encode or decode fails only its
+//! own slot (rule H4) while the chunk still costs one buffer each way.
 
 use std::io::{self, Read, Write};
 
+use postcard::ser_flavors::Flavor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -19,20 +28,24 @@ pub(crate) const MAX_FRAME: usize = 256 * 1024 * 1024;
 /// Written by a worker before its first frame.
 pub(crate) const MAGIC: &[u8] = b"\0backend-process/1\0";
 
+/// A frame's header, parent → worker.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Request {
-    pub(crate) id: u64,
-    pub(crate) task: String,
-    pub(crate) items: Vec<Vec<u8>>,
+pub(crate) enum ToWorker<'a> {
+    /// Run the chunk in the payload with the task registered as `task`.
+    Request { id: u64, task: &'a str },
+    /// Withdraw request `id` if it has not started.
+    Revoke { id: u64 },
 }
 
-/// One serialized outcome per item of a request.
-pub(crate) type Outcomes = Vec<Result<Vec<u8>, WireError>>;
-
+/// A frame's header, worker → parent.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Response {
-    pub(crate) id: u64,
-    pub(crate) outcomes: Outcomes,
+pub(crate) enum ToParent {
+    /// Request `id` has left the worker's queue and runs now.
+    Started { id: u64 },
+    /// Request `id` is done; the payload holds one outcome per item.
+    Response { id: u64 },
+    /// The answer to a [`ToWorker::Revoke`].
+    Revoked { id: u64, revoked: bool },
 }
 
 /// A task's failure, as it crosses back to the parent.
@@ -43,42 +56,68 @@ pub(crate) struct WireError {
     pub(crate) backtrace: Option<String>,
 }
 
-pub(crate) fn write_frame<T: Serialize>(out: &mut impl Write, value: &T) -> io::Result<()> {
-    let bytes = postcard::to_allocvec(value).map_err(io::Error::other)?;
-    if bytes.len() > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "frame of {} bytes exceeds the {MAX_FRAME}-byte limit",
-                bytes.len()
-            ),
-        ));
+impl WireError {
+    pub(crate) fn msg(message: String) -> Self {
+        WireError {
+            panic: false,
+            message,
+            backtrace: None,
+        }
     }
-    out.write_all(&(bytes.len() as u32).to_le_bytes())?;
-    out.write_all(&bytes)?;
-    out.flush()
 }
 
-/// The next frame, or `None` at a clean end of stream.
-pub(crate) fn read_frame<T: DeserializeOwned>(input: &mut impl Read) -> io::Result<Option<T>> {
+fn too_large(len: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("frame of {len} bytes exceeds the {MAX_FRAME}-byte limit"),
+    )
+}
+
+/// Writes one frame (header, then payload) into `out`, without flushing.
+pub(crate) fn write_frame<H: Serialize>(
+    out: &mut impl Write,
+    header: &H,
+    payload: &[u8],
+) -> io::Result<()> {
+    let mut small = [0u8; 128];
+    let spilled;
+    let header = match postcard::to_slice(header, &mut small) {
+        Ok(bytes) => &*bytes,
+        Err(_) => {
+            spilled = postcard::to_allocvec(header).map_err(io::Error::other)?;
+            &spilled[..]
+        }
+    };
+    let len = header.len() + payload.len();
+    if len > MAX_FRAME {
+        return Err(too_large(len));
+    }
+    out.write_all(&(len as u32).to_le_bytes())?;
+    out.write_all(header)?;
+    out.write_all(payload)
+}
+
+/// Reads the next frame into `frame` (replacing its contents); `false` at a clean end of stream.
+pub(crate) fn read_frame(input: &mut impl Read, frame: &mut Vec<u8>) -> io::Result<bool> {
     let mut len = [0u8; 4];
     match input.read_exact(&mut len) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
         Err(e) => return Err(e),
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes exceeds the {MAX_FRAME}-byte limit"),
-        ));
+        return Err(too_large(len));
     }
-    let mut bytes = vec![0u8; len];
-    input.read_exact(&mut bytes)?;
-    postcard::from_bytes(&bytes)
-        .map(Some)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    frame.clear();
+    frame.resize(len, 0);
+    input.read_exact(frame)?;
+    Ok(true)
+}
+
+/// Splits a frame into its header and payload.
+pub(crate) fn split<'a, H: Deserialize<'a>>(frame: &'a [u8]) -> io::Result<(H, &'a [u8])> {
+    postcard::take_from_bytes(frame).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Reads and drops bytes until [`MAGIC`] has gone by; `false` if the stream ended first.
@@ -98,4 +137,162 @@ pub(crate) fn skip_to_magic(input: &mut impl Read) -> io::Result<bool> {
         };
     }
     Ok(true)
+}
+
+/// Appends postcard output to a `Vec` with `extend_from_slice` (postcard's own `Extend` flavor
+/// pushes byte by byte).
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends `value` to `out`; on failure `out` is left as it was.
+pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> postcard::Result<()> {
+    let mark = out.len();
+    postcard::serialize_with_flavor(value, Append(out)).inspect_err(|_| out.truncate(mark))
+}
+
+/// Encodes a chunk of values as one postcard `Vec<T>`, item by item: the values that fail to
+/// serialize are left out and reported by index with their error, so that they fail only their
+/// own slot. Returns the payload and how many values it holds.
+pub(crate) fn encode_items<T: Serialize>(
+    items: &[T],
+) -> (Vec<u8>, usize, Vec<(usize, postcard::Error)>) {
+    let mut body = Vec::new();
+    let mut failed = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        if let Err(e) = append(item, &mut body) {
+            failed.push((index, e));
+        }
+    }
+    let count = items.len() - failed.len();
+    let mut payload = Vec::with_capacity(body.len() + 10);
+    // Cannot fail: a u64 always serializes.
+    let _ = append(&(count as u64), &mut payload);
+    payload.extend_from_slice(&body);
+    (payload, count, failed)
+}
+
+/// Writes a payload of outcomes, item by item, into a buffer: postcard's encoding of a
+/// `Vec<Result<O, WireError>>`, with an item whose value cannot be serialized replaced by its
+/// error.
+pub(crate) struct OutcomeWriter<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl<'a> OutcomeWriter<'a> {
+    /// Starts a payload of `count` outcomes in `out` (cleared first).
+    pub(crate) fn new(out: &'a mut Vec<u8>, count: usize) -> Self {
+        out.clear();
+        let _ = append(&(count as u64), out);
+        OutcomeWriter { out }
+    }
+
+    /// Appends a value; on failure nothing is appended and the error comes back.
+    pub(crate) fn value<O: Serialize>(&mut self, value: &O) -> postcard::Result<()> {
+        append(&Ok::<&O, ()>(value), self.out)
+    }
+
+    /// Appends a failure.
+    pub(crate) fn error(&mut self, error: &WireError) {
+        // Cannot fail: a `WireError` always serializes.
+        let _ = append(&Err::<(), &WireError>(error), self.out);
+    }
+}
+
+/// Reads a payload written as a postcard `Vec<T>` item by item. An item that fails to decode
+/// ends the reading (the items after it cannot be found); the caller fails the rest.
+pub(crate) struct Items<'a> {
+    rest: &'a [u8],
+    count: usize,
+}
+
+impl<'a> Items<'a> {
+    /// The payload's item count, and a reader for the items.
+    pub(crate) fn new(payload: &'a [u8]) -> postcard::Result<Self> {
+        let (count, rest) = postcard::take_from_bytes::<u64>(payload)?;
+        // Every item takes at least... nothing (a unit struct): bound the count by the frame
+        // limit so that a corrupt count cannot make us loop for ever.
+        if count > MAX_FRAME as u64 {
+            return Err(postcard::Error::DeserializeBadVarint);
+        }
+        Ok(Items {
+            rest,
+            count: count as usize,
+        })
+    }
+
+    /// How many items the payload says it holds.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The next item.
+    pub(crate) fn next<T: DeserializeOwned>(&mut self) -> postcard::Result<T> {
+        let (item, rest) = postcard::take_from_bytes::<T>(self.rest)?;
+        self.rest = rest;
+        Ok(item)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_is_one_postcard_vec_each_way() {
+        let (payload, count, failed) = encode_items(&[1u32, 300, 7]);
+        assert_eq!((count, failed.len()), (3, 0));
+        assert_eq!(
+            postcard::from_bytes::<Vec<u32>>(&payload).unwrap(),
+            [1, 300, 7]
+        );
+
+        let mut buf = Vec::new();
+        let mut w = OutcomeWriter::new(&mut buf, 2);
+        w.value(&"a").unwrap();
+        w.error(&WireError::msg("no".into()));
+        let back: Vec<Result<String, WireError>> = postcard::from_bytes(&buf).unwrap();
+        assert_eq!(back[0].as_deref().unwrap(), "a");
+        assert_eq!(back[1].as_ref().unwrap_err().message, "no");
+
+        let mut items = Items::new(&payload).unwrap();
+        assert_eq!(items.count(), 3);
+        assert_eq!(items.next::<u32>().unwrap(), 1);
+        assert_eq!(items.next::<u32>().unwrap(), 300);
+    }
+
+    #[test]
+    fn frames_round_trip_with_their_payload() {
+        let mut pipe = Vec::new();
+        write_frame(&mut pipe, &ToWorker::Request { id: 9, task: "t" }, b"xyz").unwrap();
+        write_frame(&mut pipe, &ToWorker::Revoke { id: 9 }, &[]).unwrap();
+        let mut input = &pipe[..];
+        let mut frame = Vec::new();
+        assert!(read_frame(&mut input, &mut frame).unwrap());
+        let (header, payload) = split::<ToWorker<'_>>(&frame).unwrap();
+        assert!(matches!(header, ToWorker::Request { id: 9, task: "t" }));
+        assert_eq!(payload, b"xyz");
+        assert!(read_frame(&mut input, &mut frame).unwrap());
+        assert!(matches!(
+            split::<ToWorker<'_>>(&frame).unwrap().0,
+            ToWorker::Revoke { id: 9 }
+        ));
+        assert!(!read_frame(&mut input, &mut frame).unwrap());
+    }
 }

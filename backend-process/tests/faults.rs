@@ -30,6 +30,8 @@ enum Fault {
     /// postcard, so use a custom type that refuses).
     Unserializable,
     Sleep(u64),
+    /// Waits until the file exists (at most a minute), then does the inner fault.
+    WhenExists(std::path::PathBuf, Box<Fault>),
 }
 
 /// A result that refuses to be serialized.
@@ -75,6 +77,13 @@ impl Task for Fault {
             Fault::Sleep(ms) => {
                 std::thread::sleep(Duration::from_millis(ms));
                 Ok(Answer::Number(ms))
+            }
+            Fault::WhenExists(path, then) => {
+                let limit = std::time::Instant::now() + Duration::from_secs(60);
+                while !path.exists() && std::time::Instant::now() < limit {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                then.run()
             }
         }
     }
@@ -166,10 +175,18 @@ fn a_dying_worker_breaks_the_pool_naming_pid_and_status() {
     ] {
         let pool = ProcessPoolExecutor::new(1).unwrap();
         let pid = worker_pid(&pool);
-        let dying = pool.submit(fault.clone()).unwrap();
+        // The worker dies only once the other tasks are queued (one of them sent ahead to it).
+        let go = std::env::temp_dir().join(format!(
+            "backend-process-faults-{}-{pid}",
+            std::process::id()
+        ));
+        let dying = pool
+            .submit(Fault::WhenExists(go.clone(), Box::new(fault.clone())))
+            .unwrap();
         let queued: Vec<_> = (0..3)
             .map(|i| pool.submit(Fault::Value(i)).unwrap())
             .collect();
+        std::fs::write(&go, b"").unwrap();
         let e = dying.result(Some(LIMIT)).unwrap_err();
         let e = e
             .task_error()
@@ -198,6 +215,7 @@ fn a_dying_worker_breaks_the_pool_naming_pid_and_status() {
             !process_exists(pid),
             "{fault:?}: worker {pid} is still there"
         );
+        let _ = std::fs::remove_file(&go);
     }
 }
 

@@ -89,6 +89,12 @@ impl<T> FutureHandle<T> {
     /// was already, cancelled; `false` if it is running or finished, in which case nothing
     /// changes. A successful cancel wakes every waiter and runs the done callbacks at once.
     ///
+    /// If the producer has handed the pending task on (a process pool sends tasks ahead to its
+    /// workers) and set a [`Revoker`](crate::Revoker), `cancel` asks it first, without holding
+    /// the future's lock, so it may block for a round trip to the worker (rule L13). If the
+    /// task has started there, `cancel` returns `false` and the future is RUNNING from then on.
+    /// Concurrent cancels of one future agree: the later ones wait for the first one's answer.
+    ///
     /// ```
     /// let (promise, future) = executor_core::Promise::<u8>::new();
     /// assert!(future.cancel());

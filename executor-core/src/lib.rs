@@ -222,7 +222,7 @@ pub use error::{
 pub use executor::{Executor, Introspect, MapOptions, PoolStats, Shutdown, ShutdownOptions};
 pub use handle::{FutureHandle, Outcome, OutcomeRef};
 pub use map::{Batch, MapIter};
-pub use promise::Promise;
+pub use promise::{Promise, Revoker};
 pub use state::State;
 pub use task::{Chunk, Fallible, Task, TaskId, TaskInfo, fallible};
 pub use unwind::panic_message;

@@ -10,6 +10,47 @@ use crate::shared::Shared;
 use crate::task::{Task, TaskId, TaskInfo};
 use crate::unwind;
 
+/// How [`FutureHandle::cancel`] asks a producer to withdraw a pending task it has already handed
+/// on (see [`Promise::set_revoker`]; rule L13): the executor-author's side of "cancel versus
+/// start is one atomic decision" when the task waits somewhere the future's lock cannot reach
+/// (a worker process's queue).
+///
+/// `revoke` returns `true` if the task will now never start (the producer then must not start or
+/// complete the future: the caller cancels it), `false` if it has already started (or cannot be
+/// stopped). It is called without the future's lock, from the thread that called `cancel()`,
+/// once per future (again only after a panic, which reaches that caller and leaves the future
+/// pending), and may block (a round trip to a worker) — but it must always return: a producer
+/// whose worker died answers at once. It must not call `cancel()` on the same future (that would
+/// wait for its own answer).
+///
+/// If revoking means dropping the producer's [`Promise`], drop it only after `revoke` returns
+/// (for example, move it into the revoker, which the future drops after it is cancelled): a
+/// promise dropped while its future is pending fails the future as abandoned.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use executor_core::{Promise, Revoker};
+///
+/// /// A task sitting in a queue that a worker will claim with `swap(true)`.
+/// struct Claim(Arc<AtomicBool>);
+/// impl Revoker for Claim {
+///     fn revoke(&self) -> bool {
+///         !self.0.swap(true, Ordering::AcqRel) // we claimed it first: it will never start
+///     }
+/// }
+///
+/// let claimed = Arc::new(AtomicBool::new(false));
+/// let (promise, future) = Promise::<u8>::new();
+/// assert!(promise.set_revoker(Arc::new(Claim(Arc::clone(&claimed)))));
+/// assert!(future.cancel());
+/// assert!(claimed.load(Ordering::Acquire)); // a worker's claim now fails: the task never runs
+/// ```
+pub trait Revoker: Send + Sync {
+    /// Withdraws the task if it has not started: `true` if it never will, `false` if it has.
+    fn revoke(&self) -> bool;
+}
+
 /// The producer's side of a future: the executor (or you, for a bare future, rule A5) starts it
 /// and completes it. Python puts these methods (`set_running_or_notify_cancel`, `set_result`,
 /// `set_exception`) on the `Future` itself; here they live on a separate, non-`Clone` value, so
@@ -143,7 +184,9 @@ impl<T> Promise<T> {
     }
 
     /// Cancels the future if it has not started, as [`FutureHandle::cancel`] does; for executors
-    /// that cancel queued work (`shutdown(cancel_futures)`, a dropped `map`).
+    /// that cancel queued work (`shutdown(cancel_futures)`, a dropped `map`). The producer is the
+    /// authority here: a [`Revoker`] set with [`set_revoker`](Promise::set_revoker) is not asked
+    /// (use this only for a task the producer knows will not start).
     ///
     /// ```
     /// let (p, f) = executor_core::Promise::<u8>::new();
@@ -151,7 +194,65 @@ impl<T> Promise<T> {
     /// assert!(f.cancelled());
     /// ```
     pub fn cancel(&self) -> bool {
-        self.shared.cancel()
+        self.shared.cancel_local()
+    }
+
+    /// Makes [`FutureHandle::cancel`] ask `revoker` while the future is pending: for a producer
+    /// that hands a task on before it starts (a process pool sends it ahead to a worker) and
+    /// cannot take it back by itself (rule L13). Returns `false`, and keeps nothing, if the
+    /// future is no longer pending (it was cancelled: do not hand the task on). The revoker is
+    /// dropped when the future starts, completes or is cancelled; setting another replaces it.
+    ///
+    /// Once a revoker is set, `cancel()` on the pending future calls [`Revoker::revoke`] without
+    /// holding the future's lock, and:
+    /// - `true`: the task will never start; the future is cancelled as usual (waiters wake,
+    ///   callbacks run in the cancelling thread) and `cancel()` returns `true`;
+    /// - `false`: the task has started; `cancel()` returns `false` and the future, if still
+    ///   pending, becomes RUNNING at once. The producer's own start notice may come later:
+    ///   [`set_running_or_notify_cancel`](Promise::set_running_or_notify_cancel) then answers
+    ///   `Err(NotStarted::InvalidState(State::Running))`, which such a producer must tolerate.
+    ///
+    /// Concurrent `cancel()` calls agree: while one asks, the others wait for its answer.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use executor_core::{NotStarted, Promise, Revoker, State};
+    ///
+    /// /// The place a handed-on task waits to start: whoever takes the lock first decides.
+    /// #[derive(Default)]
+    /// struct Remote { started: bool, withdrawn: bool }
+    ///
+    /// struct Withdraw(Arc<Mutex<Remote>>);
+    /// impl Revoker for Withdraw {
+    ///     fn revoke(&self) -> bool {
+    ///         let mut remote = self.0.lock().unwrap();
+    ///         remote.withdrawn = !remote.started;
+    ///         remote.withdrawn
+    ///     }
+    /// }
+    ///
+    /// // Handed on, not started: cancel() asks, the task is withdrawn, the future is cancelled.
+    /// let remote = Arc::new(Mutex::new(Remote::default()));
+    /// let (promise, future) = Promise::<u32>::new();
+    /// assert!(promise.set_revoker(Arc::new(Withdraw(Arc::clone(&remote)))));
+    /// assert!(future.cancel());
+    /// assert!(future.cancelled() && remote.lock().unwrap().withdrawn);
+    /// assert_eq!(promise.set_running_or_notify_cancel(), Err(NotStarted::Cancelled));
+    ///
+    /// // Already started remotely: cancel() returns false and the future is running.
+    /// let remote = Arc::new(Mutex::new(Remote { started: true, withdrawn: false }));
+    /// let (promise, future) = Promise::<u32>::new();
+    /// assert!(promise.set_revoker(Arc::new(Withdraw(remote))));
+    /// assert!(!future.cancel());
+    /// assert_eq!(future.state(), State::Running);
+    /// // The producer's start notice arrives late: tolerated, then the value.
+    /// assert_eq!(promise.set_running_or_notify_cancel(), Err(NotStarted::InvalidState(State::Running)));
+    /// promise.set_result(7).unwrap();
+    /// assert_eq!(future.into_result().unwrap(), 7);
+    /// ```
+    #[must_use = "`false` means the future was cancelled: the task must not be handed on"]
+    pub fn set_revoker(&self, revoker: Arc<dyn Revoker>) -> bool {
+        self.shared.set_revoker(revoker)
     }
 
     /// Lets a worker of `pool` that blocks on this future while it is still queued claim `job`

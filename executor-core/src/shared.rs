@@ -15,6 +15,15 @@
 //!    and async wakers (rule E1: a cancellation is seen at once).
 //! 3. Run the callbacks in the order added, each guarded against panics (rules B1, B3).
 //! 4. Clear "settling" and wake whoever waits to take the value.
+//!
+//! # Cancelling a task the producer has handed on (rule L13)
+//! A producer that has sent a pending task somewhere it cannot take back by itself (a worker
+//! process's queue) sets a [`Revoker`]. `cancel()` on a pending future with a revoker takes it
+//! out, marks the future "asking", and calls [`Revoker::revoke`] *without* the lock (it may wait
+//! for a pipe round trip); a second `cancel()` meanwhile waits for that answer instead of asking
+//! again. On `true` the future is cancelled as usual; on `false` the producer has started the
+//! task, and a still-pending future becomes RUNNING, so every `cancel()` agrees and `running()`
+//! tells the truth.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -27,6 +36,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::deadlock::{InlineJob, InlineRunner, PoolId};
 use crate::error::{InvalidStateError, NotStarted, TaskError};
 use crate::handle::FutureHandle;
+use crate::promise::Revoker;
 use crate::state::{AtomicState, State};
 use crate::task::TaskInfo;
 use crate::unwind;
@@ -46,6 +56,11 @@ struct Inner<T> {
     listeners: Vec<Listener<T>>,
     /// How a waiting worker of the same pool may run the task itself (rule K2).
     inline: Option<InlineRunner>,
+    /// How `cancel()` asks the producer to withdraw a task it has handed on; cleared when the
+    /// future starts or is done.
+    revoker: Option<Arc<dyn Revoker>>,
+    /// A `cancel()` is waiting for the revoker's answer; other cancels wait for it too.
+    asking: bool,
 }
 
 pub(crate) struct Shared<T> {
@@ -66,6 +81,8 @@ pub(crate) struct Shared<T> {
 struct Fired<T> {
     listeners: Vec<Listener<T>>,
     failed: bool,
+    /// Dropped after the lock (a revoker may own the producer's side of this future).
+    revoker: Option<Arc<dyn Revoker>>,
 }
 
 impl<T> Shared<T> {
@@ -77,6 +94,8 @@ impl<T> Shared<T> {
             inner: Mutex::new(Inner {
                 listeners: Vec::new(),
                 inline,
+                revoker: None,
+                asking: false,
             }),
             settling: AtomicBool::new(false),
             changed: Condvar::new(),
@@ -113,6 +132,9 @@ impl<T> Shared<T> {
             State::Pending => {
                 self.state.store(State::Running);
                 inner.inline = None;
+                let revoker = inner.revoker.take();
+                drop(inner);
+                drop(revoker);
                 Ok(())
             }
             State::Cancelled => Err(NotStarted::Cancelled),
@@ -120,8 +142,92 @@ impl<T> Shared<T> {
         }
     }
 
-    /// PENDING → CANCELLED. `true` if the future is (now or already) cancelled.
+    /// Lets `cancel()` ask the producer through `revoker` while the future is pending. `false`
+    /// (and nothing kept) if it is no longer pending.
+    pub(crate) fn set_revoker(&self, revoker: Arc<dyn Revoker>) -> bool {
+        let mut inner = self.inner.lock();
+        if self.state.load() != State::Pending {
+            return false;
+        }
+        let old = inner.revoker.replace(revoker);
+        drop(inner);
+        drop(old);
+        true
+    }
+
+    /// The consumer's `cancel()` (rule A2; with a revoker, L13): PENDING → CANCELLED if the
+    /// producer has not started the task. `true` if the future is (now or already) cancelled.
     pub(crate) fn cancel(self: &Arc<Self>) -> bool {
+        let revoker = {
+            let mut inner = self.inner.lock();
+            loop {
+                match self.state.load() {
+                    State::Cancelled => return true,
+                    State::Running | State::Finished => return false,
+                    // Another cancel is asking the producer: its answer is ours too.
+                    State::Pending if inner.asking => self.changed.wait(&mut inner),
+                    State::Pending => match inner.revoker.take() {
+                        Some(revoker) => {
+                            inner.asking = true;
+                            break revoker;
+                        }
+                        None => {
+                            let fired = self.take_listeners(&mut inner, false);
+                            self.state.store(State::Cancelled);
+                            drop(inner);
+                            self.fire(fired);
+                            return true;
+                        }
+                    },
+                }
+            }
+        };
+        // Without the lock: the producer may wait for a round trip, and it may start or complete
+        // the future meanwhile.
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| revoker.revoke()));
+        let mut inner = self.inner.lock();
+        inner.asking = false;
+        let revoked = match answer {
+            Ok(revoked) => revoked,
+            Err(payload) => {
+                // The next cancel asks again.
+                if self.state.load() == State::Pending {
+                    inner.revoker = Some(revoker);
+                }
+                drop(inner);
+                self.changed.notify_all();
+                std::panic::resume_unwind(payload);
+            }
+        };
+        let (cancelled, fired) = match self.state.load() {
+            State::Pending if revoked => {
+                let fired = self.take_listeners(&mut inner, false);
+                self.state.store(State::Cancelled);
+                (true, Some(fired))
+            }
+            State::Pending => {
+                // The producer has started the task (its own start notice may still be on the
+                // way): the future is running, for this cancel and every later one.
+                self.state.store(State::Running);
+                inner.inline = None;
+                (false, None)
+            }
+            State::Cancelled => (true, None),
+            State::Running | State::Finished => (false, None),
+        };
+        drop(inner);
+        self.changed.notify_all();
+        if let Some(fired) = fired {
+            self.fire(fired);
+        }
+        // Only now: a revoker may own the producer's side, which must not see a pending future.
+        drop(revoker);
+        cancelled
+    }
+
+    /// The producer's cancel: PENDING → CANCELLED without asking any revoker (the producer is
+    /// the authority on its own queue). `true` if the future is (now or already) cancelled.
+    pub(crate) fn cancel_local(self: &Arc<Self>) -> bool {
         let fired = {
             let mut inner = self.inner.lock();
             match self.state.load() {
@@ -171,6 +277,7 @@ impl<T> Shared<T> {
 
     /// Steps 2–4 of completion, outside the lock.
     fn fire(self: &Arc<Self>, fired: Fired<T>) {
+        drop(fired.revoker);
         self.changed.notify_all();
         let mut callbacks = Vec::new();
         for listener in fired.listeners {
@@ -298,11 +405,16 @@ impl<T> Shared<T> {
     /// keep the future "settling" while callbacks run.
     fn take_listeners(&self, inner: &mut Inner<T>, failed: bool) -> Fired<T> {
         inner.inline = None;
+        let revoker = inner.revoker.take();
         let listeners = std::mem::take(&mut inner.listeners);
         let settling = listeners.iter().any(|l| matches!(l, Listener::Callback(_)));
         // Ordering: published by the state word's `Release` store that follows.
         self.settling.store(settling, Ordering::Relaxed);
-        Fired { listeners, failed }
+        Fired {
+            listeners,
+            failed,
+            revoker,
+        }
     }
 
     /// Blocks until done and settled (callbacks have returned their lent handle).

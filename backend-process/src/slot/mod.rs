@@ -1,0 +1,260 @@
+//! One worker slot: its writer thread (starts the worker, feeds it requests, retires or replaces
+//! it), its reader thread (takes the worker's answers), and how `cancel()` asks the worker to
+//! withdraw a request sent ahead ([`TaskRevoker`], rule L13). This file holds the slot's state
+//! and what happens to a request as the worker answers; `writer.rs`, `reader.rs` and
+//! `revoke.rs` hold the two threads and the revoker.
+//!
+//! # A request's life in a slot
+//! The writer takes it from the pool's queue (while the worker has fewer than
+//! `max_in_flight_per_worker` requests and the `max_tasks_per_child` budget allows), records it
+//! as an [`Entry`] (*unsent*), gives its future a [`TaskRevoker`], then writes it (*sent*). The
+//! worker answers `Started` (*started*: the future becomes RUNNING), then `Response` (the entry
+//! goes and the future completes). A `cancel()` meanwhile asks the revoker: an unsent entry is
+//! simply dropped; a sent one gets a `Revoke` frame, and the worker's `Revoked` answer says
+//! whether it took the request out of its queue before starting it.
+//!
+//! # When the worker ends
+//! The reader sees the end of the stream, reaps the worker, and deals with every entry left:
+//! a revoke waiting for an answer gets "revoked" if the request never started; otherwise, as the
+//! policy says, started requests fail (broken pool, or only themselves with
+//! [`OnWorkerDeath::Replace`](crate::OnWorkerDeath)), and requests sent ahead but not started
+//! fail with the broken-pool error (naming the pid and exit status), are cancelled
+//! (`terminate_workers`/`kill_workers`), or are kept and sent again to the replacement worker.
+
+use std::cell::Cell;
+use std::io::BufWriter;
+use std::process::ChildStdin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::job::Pending;
+use crate::pool::Inner;
+use crate::wire::{self, ToWorker};
+
+mod reader;
+mod revoke;
+mod writer;
+
+use revoke::TaskRevoker;
+pub(crate) use revoke::revoke_not_started;
+pub(crate) use writer::drive;
+
+thread_local! {
+    /// Set on a slot's reader thread: it cannot wait for an answer that it must read itself.
+    static READER: Cell<bool> = const { Cell::new(false) };
+    /// Set on any of the pool's own threads: they cannot wait for the pool's threads to end.
+    static POOL_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is one of a process pool's own threads (a writer or a reader).
+pub(crate) fn on_pool_thread() -> bool {
+    POOL_THREAD.get()
+}
+
+/// One worker slot: the worker it runs now (replaced after `max_tasks_per_child` or, with
+/// `OnWorkerDeath::Replace`, a death) and the requests that worker holds.
+pub(crate) struct Slot {
+    pub(crate) index: usize,
+    pool: Weak<Inner>,
+    state: Mutex<SlotState>,
+    /// The worker's stdin; `None` while no worker is up and once closed. Taken before `state`
+    /// when both are needed.
+    input: Mutex<Option<BufWriter<ChildStdin>>>,
+    /// Wakes this slot's writer; always waited on with the pool's `sched` lock.
+    pub(crate) wake: Condvar,
+}
+
+struct SlotState {
+    /// In the order they were taken from the queue.
+    entries: Vec<Entry>,
+    /// The reader has seen the worker end and dealt with its entries (the ones left are kept
+    /// for a replacement).
+    ended: bool,
+    /// The writer closed stdin on purpose: an end of stream with no entry left is expected.
+    closing: bool,
+    /// At most this many bytes written to the worker's stdin may still be in the pipe: written
+    /// requests it has not acknowledged (`Started`, `Revoked`) and revokes it has not answered.
+    /// The reader writes to the pipe itself only while this leaves room ([`PIPE_ROOM`]).
+    unread: usize,
+}
+
+/// Bytes a pipe surely holds without blocking the writer (one page, the least Linux gives).
+const PIPE_ROOM: usize = 4096;
+
+/// What a `Revoke` frame may take in the pipe.
+const REVOKE_COST: usize = 32;
+
+/// What a request frame may take in the pipe: length prefix, header, payload.
+fn request_cost(task: &str, payload: &[u8]) -> usize {
+    4 + 16 + task.len() + payload.len()
+}
+
+/// A request this slot's worker holds (or is about to).
+struct Entry {
+    id: u64,
+    job: Box<dyn Pending>,
+    payload: Arc<[u8]>,
+    /// [`request_cost`] of its frame.
+    cost: usize,
+    progress: Progress,
+    revoker: Arc<TaskRevoker>,
+    /// A `Revoke` was written and waits for the worker's answer.
+    revoking: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// Taken from the queue, not written yet (or kept for a replacement worker).
+    Unsent,
+    /// Written to the worker, not started there.
+    Written,
+    /// The worker said `Started`.
+    Started,
+}
+
+impl Slot {
+    pub(crate) fn new(index: usize, pool: Weak<Inner>) -> Self {
+        Slot {
+            index,
+            pool,
+            state: Mutex::new(SlotState {
+                entries: Vec::new(),
+                ended: false,
+                closing: false,
+                unread: 0,
+            }),
+            input: Mutex::new(None),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// A `cancel()` asks to withdraw request `id`: the answer now, or `None` if a `Revoke` went
+    /// to the worker (the reader will answer).
+    fn request_revoke(&self, id: u64) -> Option<bool> {
+        let mut state = self.state.lock();
+        let Some(at) = state.entries.iter().position(|e| e.id == id) else {
+            // Answered, failed, or revoked already: not ours to cancel any more.
+            return Some(false);
+        };
+        match state.entries[at].progress {
+            Progress::Started => Some(false),
+            Progress::Unsent => {
+                // Never written: it simply will not be.
+                let entry = state.entries.remove(at);
+                drop(state);
+                entry.revoker.answer(true, Some(entry.job));
+                if let Some(pool) = self.pool.upgrade() {
+                    pool.release(self.index, 1, 0);
+                }
+                Some(true)
+            }
+            Progress::Written => {
+                state.entries[at].revoking = true;
+                state.unread += REVOKE_COST;
+                drop(state);
+                let mut input = self.input.lock();
+                if let Some(input) = input.as_mut() {
+                    // If this fails the worker is gone: the reader answers at its end.
+                    let _ = wire::write_frame(input, &ToWorker::Revoke { id }, &[])
+                        .and_then(|()| std::io::Write::flush(input));
+                }
+                None
+            }
+        }
+    }
+
+    /// `Started { id }`.
+    fn started(&self, pool: &Inner, id: u64) {
+        let mut state = self.state.lock();
+        let Some(at) = state.entries.iter().position(|e| e.id == id) else {
+            return;
+        };
+        if state.entries[at].progress == Progress::Written {
+            pool.sent_ahead.fetch_sub(1, Relaxed);
+            // The worker has read it.
+            state.unread -= state.entries[at].cost;
+        }
+        let entry = &mut state.entries[at];
+        entry.progress = Progress::Started;
+        pool.running.fetch_add(1, Relaxed);
+        entry.job.start();
+        if std::mem::take(&mut entry.revoking) {
+            entry.revoker.answer(false, None);
+        }
+    }
+
+    /// `Response { id }`: takes the entry out and frees its place (without waking anyone); the
+    /// caller completes the returned job with the payload.
+    fn responded(&self, pool: &Inner, id: u64) -> Option<Box<dyn Pending>> {
+        let entry = {
+            let mut state = self.state.lock();
+            let at = state.entries.iter().position(|e| e.id == id)?;
+            let entry = state.entries.remove(at);
+            if entry.progress == Progress::Written {
+                state.unread -= entry.cost;
+            }
+            entry
+        };
+        if entry.revoking {
+            entry.revoker.answer(false, None);
+        }
+        pool.forget_progress(entry.progress);
+        pool.release_quietly(self.index, 1, 1);
+        pool.completed.fetch_add(1, Relaxed);
+        Some(entry.job)
+    }
+
+    /// `Revoked { id, revoked }`; `true` if it freed a place (without waking anyone).
+    fn revoked(&self, pool: &Inner, id: u64, revoked: bool) -> bool {
+        let mut state = self.state.lock();
+        // Whatever the answer, the worker has read the `Revoke`.
+        state.unread = state.unread.saturating_sub(REVOKE_COST);
+        let Some(at) = state.entries.iter().position(|e| e.id == id) else {
+            return false;
+        };
+        if !revoked {
+            // It started (its `Started` came first and answered already) or is about to.
+            if std::mem::take(&mut state.entries[at].revoking) {
+                state.entries[at].revoker.answer(false, None);
+            }
+            return false;
+        }
+        let entry = state.entries.remove(at);
+        if entry.progress == Progress::Written {
+            state.unread -= entry.cost;
+        }
+        drop(state);
+        pool.forget_progress(entry.progress);
+        entry.revoker.answer(true, Some(entry.job));
+        pool.release_quietly(self.index, 1, 0);
+        true
+    }
+}
+
+impl Inner {
+    /// Takes a request that leaves a worker out of the `running` / `sent_ahead` counts.
+    fn forget_progress(&self, progress: Progress) {
+        match progress {
+            Progress::Started => {
+                self.running.fetch_sub(1, Relaxed);
+            }
+            Progress::Written => {
+                self.sent_ahead.fetch_sub(1, Relaxed);
+            }
+            Progress::Unsent => {}
+        }
+    }
+}
+
+/// Marks entry `at` written (counted before the worker can answer `Started`) and returns what
+/// its frame needs.
+fn mark_written(pool: &Inner, state: &mut SlotState, at: usize) -> (u64, &'static str, Arc<[u8]>) {
+    let entry = &mut state.entries[at];
+    entry.progress = Progress::Written;
+    pool.sent_ahead.fetch_add(1, Relaxed);
+    let frame = (entry.id, entry.job.task(), Arc::clone(&entry.payload));
+    state.unread += entry.cost;
+    frame
+}

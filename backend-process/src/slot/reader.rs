@@ -1,0 +1,242 @@
+//! A slot's reader thread: takes the worker's frames (`Started`, `Response`, `Revoked`), sends
+//! the next small requests itself when that cannot block, and deals with the worker's end.
+
+use std::io::BufReader;
+use std::process::{Child, ChildStdout, ExitStatus};
+use std::sync::Arc;
+
+use executor_core::{BrokenExecutor, BrokenKind, Revoker, TaskError};
+
+use super::revoke::TaskRevoker;
+use super::{
+    Entry, PIPE_ROOM, POOL_THREAD, Progress, READER, Slot, SlotState, mark_written, request_cost,
+};
+use crate::OnWorkerDeath;
+use crate::job::{Pending, Queued};
+use crate::pool::{Inner, Phase, describe_exit};
+use crate::wire::{self, ToParent, ToWorker};
+
+/// A slot's reader thread for one worker: takes the worker's frames until its output ends, then
+/// reaps it and deals with what it held.
+pub(super) fn read(
+    pool: Arc<Inner>,
+    slot: Arc<Slot>,
+    mut child: Child,
+    mut output: BufReader<ChildStdout>,
+    pid: u32,
+) {
+    READER.set(true);
+    POOL_THREAD.set(true);
+    let mut frame = Vec::new();
+    let garbled = loop {
+        match wire::read_frame(&mut output, &mut frame) {
+            Ok(true) => {}
+            Ok(false) => break false,
+            Err(_) => break true,
+        }
+        match wire::split::<ToParent>(&frame) {
+            Ok((ToParent::Started { id }, _)) => slot.started(&pool, id),
+            Ok((ToParent::Response { id }, payload)) => {
+                if let Some(job) = slot.responded(&pool, id) {
+                    feed(&pool, &slot);
+                    pool.wake_writers();
+                    // The worker counted as free again before the future completes, so that a
+                    // submitter woken by the completion reuses it instead of starting another
+                    // (rule L3).
+                    job.finish(payload, pid);
+                }
+            }
+            Ok((ToParent::Revoked { id, revoked }, _)) => {
+                if slot.revoked(&pool, id, revoked) {
+                    feed(&pool, &slot);
+                    pool.wake_writers();
+                }
+            }
+            Err(_) => break true,
+        }
+    };
+    let expected = {
+        let state = slot.state.lock();
+        state.closing && state.entries.is_empty() && !garbled
+    };
+    // Out of the list before it is reaped, so that nobody signals a reused pid.
+    pool.forget_worker(pid);
+    if !expected {
+        // It died, or spoke nonsense: make sure it is gone.
+        let _ = child.kill();
+    }
+    let status = child.wait();
+    if !expected {
+        worker_died(&pool, &slot, pid, status);
+    }
+    let mut sched = pool.sched.lock();
+    sched.slots[slot.index].phase = Phase::Ended;
+    sched.wake_writers(&pool.options);
+}
+
+/// A worker ended without being asked to (rule L6): fail, cancel, or keep what it held, and
+/// break the pool unless the policy replaces the worker.
+fn worker_died(pool: &Inner, slot: &Slot, pid: u32, status: std::io::Result<ExitStatus>) {
+    let (replace, stopping) = {
+        let sched = pool.sched.lock();
+        let replace = pool.options.on_death == OnWorkerDeath::Replace
+            && !sched.closed
+            && sched.broken.is_none()
+            && sched.stopping.is_none();
+        (replace, sched.stopping.is_some())
+    };
+    let entries = {
+        let mut state = slot.state.lock();
+        state.ended = true;
+        let entries = std::mem::take(&mut state.entries);
+        if !replace {
+            entries
+        } else {
+            // Requests it had not started stay here, in place (a `cancel()` meanwhile still
+            // finds them), for the replacement worker.
+            let (mut kept, taken): (Vec<_>, Vec<_>) = entries
+                .into_iter()
+                .partition(|e| e.progress != Progress::Started && !e.revoking);
+            for entry in &mut kept {
+                pool.forget_progress(entry.progress);
+                entry.progress = Progress::Unsent;
+            }
+            state.entries = kept;
+            taken
+        }
+    };
+    let running = entries.iter().any(|e| e.progress == Progress::Started);
+    let how = format!(
+        "worker pid {pid} {}{}",
+        describe_exit(status),
+        if running { " while running a task" } else { "" }
+    );
+    let broken = (!replace)
+        .then(|| pool.break_pool(BrokenExecutor::new(BrokenKind::ProcessPool, how.clone())));
+    let mut released = 0;
+    let mut outcomes: Vec<(Box<dyn Pending>, Outcome)> = Vec::new();
+    for entry in entries {
+        let started = entry.progress == Progress::Started;
+        pool.forget_progress(entry.progress);
+        if entry.revoking {
+            if !started {
+                // Never started, and someone wants it withdrawn: it is.
+                released += 1;
+                entry.revoker.answer(true, Some(entry.job));
+                continue;
+            }
+            entry.revoker.answer(false, None);
+        }
+        let outcome = match (&broken, started) {
+            (None, true) => Outcome::Fail(TaskError::msg(how.clone()).with_worker_pid(pid)),
+            (None, false) => unreachable!("kept in place above"),
+            (Some(broken), true) => {
+                Outcome::Fail(TaskError::broken(broken.clone()).with_worker_pid(pid))
+            }
+            (Some(broken), false) if stopping => {
+                Outcome::Cancel(TaskError::broken(broken.clone()).with_worker_pid(pid))
+            }
+            (Some(broken), false) => {
+                Outcome::Fail(TaskError::broken(broken.clone()).with_worker_pid(pid))
+            }
+        };
+        released += 1;
+        outcomes.push((entry.job, outcome));
+    }
+    if released > 0 {
+        pool.release(slot.index, released, 0);
+    }
+    for (job, outcome) in outcomes {
+        match outcome {
+            Outcome::Fail(error) => job.fail(error),
+            Outcome::Cancel(error) => job.cancel_or_fail(error),
+        }
+    }
+}
+
+enum Outcome {
+    Fail(TaskError),
+    /// It never started: cancel it (`terminate_workers`/`kill_workers`).
+    Cancel(TaskError),
+}
+
+/// On the reader thread, once an answer has freed a place: sends the slot's next requests
+/// itself, saving the writer thread a wake-up per task, but only when that cannot block (the
+/// reader must always be free to drain the worker's answers): the stdin lock is free, and every
+/// byte written may still sit in the pipe without filling one page. Anything else (a large
+/// chunk, a busy pipe) stays for the writer, which `release` has woken.
+fn feed(pool: &Inner, slot: &Arc<Slot>) {
+    let Some(mut input) = slot.input.try_lock() else {
+        return;
+    };
+    let Some(out) = input.as_mut() else {
+        return;
+    };
+    let mut wrote = false;
+    loop {
+        let next = {
+            let mut state = slot.state.lock();
+            let room = PIPE_ROOM.saturating_sub(state.unread);
+            let unsent = state
+                .entries
+                .iter()
+                .position(|e| e.progress == Progress::Unsent);
+            let at = match unsent {
+                // Admitted by the writer, which is on its way to write it: help if it fits.
+                Some(at) if state.entries[at].cost <= room => Some(at),
+                Some(_) => None,
+                None => take_one(pool, slot, &mut state, room),
+            };
+            at.map(|at| mark_written(pool, &mut state, at))
+        };
+        let Some((id, task, payload)) = next else {
+            break;
+        };
+        if wire::write_frame(out, &ToWorker::Request { id, task }, &payload).is_err() {
+            return;
+        }
+        wrote = true;
+    }
+    if wrote {
+        let _ = std::io::Write::flush(out);
+    }
+}
+
+/// For [`feed`]: takes the next queued request for this slot if it may and the request fits in
+/// `room`, and admits it as [`admit`] does; its index among the entries.
+fn take_one(pool: &Inner, slot: &Arc<Slot>, state: &mut SlotState, room: usize) -> Option<usize> {
+    loop {
+        let Queued { job, payload } = {
+            let mut sched = pool.sched.lock();
+            let fits = sched
+                .jobs
+                .front()
+                .is_some_and(|q| request_cost(q.job.task(), &q.payload) <= room);
+            if !fits || state.ended || !sched.may_take(slot.index, sched.census(), &pool.options) {
+                return None;
+            }
+            let queued = sched.jobs.pop_front().expect("the queue is not empty");
+            sched.slots[slot.index].in_flight += 1;
+            queued
+        };
+        let id = job.id();
+        let revoker = Arc::new(TaskRevoker::new(Arc::downgrade(slot), id));
+        // Under the slot's lock, so that a `cancel()` from now on finds the entry.
+        if !job.set_revoker(Arc::clone(&revoker) as Arc<dyn Revoker>) {
+            // Cancelled while queued: it never goes out; try the next one.
+            pool.release_quietly(slot.index, 1, 0);
+            continue;
+        }
+        let cost = request_cost(job.task(), &payload);
+        state.entries.push(Entry {
+            id,
+            job,
+            payload,
+            cost,
+            progress: Progress::Unsent,
+            revoker,
+            revoking: false,
+        });
+        return Some(state.entries.len() - 1);
+    }
+}

@@ -1,0 +1,407 @@
+//! A slot's writer thread: starts the worker (handshake, initializer), takes requests from the
+//! pool's queue and writes them, retires or replaces the worker.
+
+use std::io::{BufReader, BufWriter};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+
+use executor_core::{BrokenExecutor, BrokenKind, Revoker, TaskError};
+
+use super::revoke::TaskRevoker;
+use super::{Entry, POOL_THREAD, Progress, Slot, mark_written, reader, request_cost};
+use crate::OnWorkerDeath;
+use crate::job::Queued;
+use crate::pool::{Inner, Phase, describe_exit};
+use crate::wire::{self, Items, ToParent, ToWorker, WireError};
+use crate::worker::{TEST_ENTRY, WORKER_ENV};
+
+/// What a slot's writer does next.
+enum Next {
+    Send(Vec<Queued>),
+    /// The worker has served `max_tasks_per_child` requests and holds none.
+    Retire,
+    /// Shut down (queue empty) or broken, and the worker holds nothing.
+    Exit,
+    /// Stopping or broken while the worker holds requests: end it.
+    Kill,
+    /// The worker has ended and the reader has dealt with it.
+    Ended,
+}
+
+/// How a worker's life in a slot ended.
+enum End {
+    Retired,
+    Exited,
+    Ended,
+}
+
+/// A slot's writer thread: start a worker, feed it, and when it retires (`max_tasks_per_child`)
+/// or dies (with `OnWorkerDeath::Replace`), start the next, until shutdown or breakage.
+pub(crate) fn drive(pool: Arc<Inner>, slot: Arc<Slot>) {
+    POOL_THREAD.set(true);
+    loop {
+        let (reader, pid) = match start_worker(&pool, &slot) {
+            Ok(started) => started,
+            Err(broken) => {
+                pool.break_pool(broken);
+                fail_kept(&pool, &slot);
+                pool.slot_gone(slot.index);
+                return;
+            }
+        };
+        let end = serve(&pool, &slot, pid);
+        if !matches!(end, End::Ended) {
+            // Retire or exit: close stdin; the worker finishes and exits, the reader reaps it.
+            slot.state.lock().closing = true;
+            drop(slot.input.lock().take());
+        }
+        if reader.join().is_err() {
+            eprintln!("backend-process: a worker's reader thread panicked");
+        }
+        let again = {
+            let sched = pool.sched.lock();
+            let kept = sched.slots[slot.index].in_flight > 0;
+            let open = !sched.closed || !sched.jobs.is_empty() || kept;
+            let healthy = sched.broken.is_none() && sched.stopping.is_none();
+            let replace = pool.options.on_death == OnWorkerDeath::Replace;
+            match end {
+                End::Retired => healthy && open,
+                // A death: `Replace` starts a fresh worker (the reader kept what the dead one
+                // held but had not started); otherwise the pool broke.
+                End::Ended => healthy && replace && open,
+                End::Exited => false,
+            }
+        };
+        if !again {
+            fail_kept(&pool, &slot);
+            pool.slot_gone(slot.index);
+            return;
+        }
+    }
+}
+
+/// Deals with whatever a slot still holds when no replacement worker will come (requests kept
+/// from a dead worker, never started): the broken-pool error if the pool broke, else cancelled.
+fn fail_kept(pool: &Inner, slot: &Slot) {
+    let entries = std::mem::take(&mut slot.state.lock().entries);
+    if entries.is_empty() {
+        return;
+    }
+    pool.release(slot.index, entries.len(), 0);
+    let broken = pool.sched.lock().broken.clone();
+    for entry in entries {
+        pool.forget_progress(entry.progress);
+        if entry.revoking {
+            entry.revoker.answer(true, Some(entry.job));
+            continue;
+        }
+        match &broken {
+            Some(broken) => entry.job.fail(TaskError::broken(broken.clone())),
+            None => entry.job.cancel_or_fail(crate::pool::stopped_error()),
+        }
+    }
+}
+
+/// Feeds one worker until it must retire, the pool is done with it, or it ends.
+fn serve(pool: &Inner, slot: &Arc<Slot>, pid: u32) -> End {
+    // Requests kept from a worker that died (`Replace`) go to this one first.
+    write_unsent(pool, slot);
+    loop {
+        match next(pool, slot) {
+            Next::Send(requests) => {
+                admit(pool, slot, requests);
+                write_unsent(pool, slot);
+            }
+            Next::Retire => return End::Retired,
+            Next::Exit => return End::Exited,
+            Next::Kill => {
+                let how = pool.sched.lock().stopping;
+                pool.signal_worker(pid, how.unwrap_or(rustix::process::Signal::KILL));
+                wait_ended(pool, slot);
+                return End::Ended;
+            }
+            Next::Ended => return End::Ended,
+        }
+    }
+}
+
+/// Waits (on the slot's condvar) until the writer has something to do, and takes requests from
+/// the queue if that is it.
+fn next(pool: &Inner, slot: &Slot) -> Next {
+    let i = slot.index;
+    let mut sched = pool.sched.lock();
+    loop {
+        let s = &sched.slots[i];
+        if s.phase == Phase::Ended {
+            return Next::Ended;
+        }
+        let idle = s.in_flight == 0;
+        if sched.stopping.is_some() || (sched.broken.is_some() && !idle) {
+            return Next::Kill;
+        }
+        if idle && (sched.broken.is_some() || (sched.closed && sched.jobs.is_empty())) {
+            return Next::Exit;
+        }
+        if idle && sched.budget(i, &pool.options) == 0 {
+            return Next::Retire;
+        }
+        let mut taken = Vec::new();
+        while !sched.jobs.is_empty() && sched.may_take(i, sched.census(), &pool.options) {
+            let queued = sched.jobs.pop_front().expect("the queue is not empty");
+            sched.slots[i].in_flight += 1;
+            taken.push(queued);
+        }
+        if !taken.is_empty() {
+            // This slot is no longer idle: another may now send ahead.
+            sched.wake_writers(&pool.options);
+            return Next::Send(taken);
+        }
+        sched.slots[i].waiting = true;
+        slot.wake.wait(&mut sched);
+        sched.slots[i].waiting = false;
+    }
+}
+
+fn wait_ended(pool: &Inner, slot: &Slot) {
+    let mut sched = pool.sched.lock();
+    while sched.slots[slot.index].phase != Phase::Ended {
+        sched.slots[slot.index].waiting = true;
+        slot.wake.wait(&mut sched);
+        sched.slots[slot.index].waiting = false;
+    }
+}
+
+/// Records taken requests as the slot's (unsent) entries and gives their futures a revoker; a
+/// request cancelled meanwhile is dropped, and one that arrives after its worker ended goes back
+/// to the front of the queue.
+fn admit(pool: &Inner, slot: &Arc<Slot>, requests: Vec<Queued>) {
+    let mut dropped = 0;
+    let mut back = Vec::new();
+    {
+        let mut state = slot.state.lock();
+        for Queued { job, payload } in requests {
+            if state.ended {
+                back.push(Queued { job, payload });
+                continue;
+            }
+            let id = job.id();
+            let revoker = Arc::new(TaskRevoker::new(Arc::downgrade(slot), id));
+            // Under the slot's lock, so that a `cancel()` from now on finds the entry.
+            if !job.set_revoker(Arc::clone(&revoker) as Arc<dyn Revoker>) {
+                // Cancelled while queued: it never goes out.
+                dropped += 1;
+                continue;
+            }
+            let cost = request_cost(job.task(), &payload);
+            state.entries.push(Entry {
+                id,
+                job,
+                payload,
+                cost,
+                progress: Progress::Unsent,
+                revoker,
+                revoking: false,
+            });
+        }
+    }
+    let released = dropped + back.len();
+    if released > 0 {
+        pool.release(slot.index, released, 0);
+    }
+    if !back.is_empty() {
+        let mut sched = pool.sched.lock();
+        if let Some(broken) = sched.broken.clone() {
+            drop(sched);
+            for queued in back {
+                queued.job.fail(TaskError::broken(broken.clone()));
+            }
+        } else if sched.stopping.is_some() {
+            drop(sched);
+            for queued in back {
+                queued.job.cancel_or_fail(crate::pool::stopped_error());
+            }
+        } else {
+            for queued in back.into_iter().rev() {
+                sched.jobs.push_front(queued);
+            }
+            sched.wake_writers(&pool.options);
+        }
+    }
+}
+
+/// Writes every unsent entry to the worker, in order, then flushes once. The pipe is written
+/// without the slot's lock (the reader must always be able to take answers meanwhile); a
+/// `Revoke` for an entry waits for the stdin lock, so it always follows its request.
+fn write_unsent(pool: &Inner, slot: &Slot) {
+    let mut input = slot.input.lock();
+    let Some(out) = input.as_mut() else {
+        return;
+    };
+    let mut wrote = false;
+    loop {
+        let next = {
+            let mut state = slot.state.lock();
+            let at = state
+                .entries
+                .iter()
+                .position(|e| e.progress == Progress::Unsent);
+            at.map(|at| mark_written(pool, &mut state, at))
+        };
+        let Some((id, task, payload)) = next else {
+            break;
+        };
+        if wire::write_frame(out, &ToWorker::Request { id, task }, &payload).is_err() {
+            // The worker is gone or going: its reader deals with what it held.
+            return;
+        }
+        wrote = true;
+    }
+    if wrote {
+        let _ = std::io::Write::flush(out);
+    }
+}
+
+/// Starts a worker process for the slot: spawn, handshake, initializer, reader thread. Returns
+/// the reader's handle and the worker's pid.
+fn start_worker(
+    pool: &Arc<Inner>,
+    slot: &Arc<Slot>,
+) -> Result<(std::thread::JoinHandle<()>, u32), BrokenExecutor> {
+    let broken = |why: String| BrokenExecutor::new(BrokenKind::ProcessPool, why);
+    {
+        let mut sched = pool.sched.lock();
+        let s = &mut sched.slots[slot.index];
+        s.phase = Phase::Starting;
+        s.served = 0;
+    }
+    let mut child = Command::new(&pool.program)
+        // A test binary runs the worker entry test; any other binary's `main` calls
+        // `worker_main` before it looks at its arguments.
+        .args([
+            TEST_ENTRY,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(WORKER_ENV, std::process::id().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| broken(format!("cannot start a worker process: {e}")))?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        unreachable!("both pipes were requested");
+    };
+    let pid = child.id();
+    pool.sched.lock().workers.push(pid);
+    let mut input = BufWriter::new(stdin);
+    let mut output = BufReader::new(stdout);
+    if let Err(why) = handshake(pool, &mut input, &mut output) {
+        drop(input);
+        pool.forget_worker(pid);
+        let _ = child.kill();
+        let status = describe_exit(child.wait());
+        let initializer = pool
+            .options
+            .initializer
+            .as_ref()
+            .map_or("", |(name, _)| name);
+        return Err(broken(match why {
+            NotReady::NoHeader => format!(
+                "worker pid {pid} {status} before it was ready (does this binary call \
+                 `backend_process::worker_main()` first in `main`, or, for tests, \
+                 `backend_process::test_worker!()`?)"
+            ),
+            NotReady::Ended => {
+                format!("initializer `{initializer}` failed in worker pid {pid}: {status}")
+            }
+            NotReady::Initializer(message) => {
+                format!("initializer `{initializer}` failed in worker pid {pid}: {message}")
+            }
+        }));
+    }
+    {
+        let mut state = slot.state.lock();
+        state.ended = false;
+        state.closing = false;
+        state.unread = 0;
+    }
+    *slot.input.lock() = Some(input);
+    let reader = {
+        let pool = Arc::clone(pool);
+        let slot = Arc::clone(slot);
+        std::thread::Builder::new()
+            .name(format!("backend-process-reader_{}", slot.index))
+            .spawn(move || reader::read(pool, slot, child, output, pid))
+    };
+    let reader = match reader {
+        Ok(reader) => reader,
+        Err(e) => {
+            // `child` went with the failed closure (and was dropped, not reaped): end the worker
+            // by its pid; it stays a zombie until this process exits.
+            drop(slot.input.lock().take());
+            pool.signal_worker(pid, rustix::process::Signal::KILL);
+            pool.forget_worker(pid);
+            return Err(broken(format!("cannot start a reader thread: {e}")));
+        }
+    };
+    let mut sched = pool.sched.lock();
+    sched.slots[slot.index].phase = Phase::Ready;
+    sched.wake_writers(&pool.options);
+    Ok((reader, pid))
+}
+
+/// Why a new worker did not become ready.
+enum NotReady {
+    /// It ended (or spoke nonsense) before its magic header.
+    NoHeader,
+    /// It ended while running the initializer.
+    Ended,
+    /// The initializer failed with this message.
+    Initializer(String),
+}
+
+/// Waits for the worker's magic header and runs the initializer in it.
+fn handshake(
+    pool: &Inner,
+    input: &mut BufWriter<ChildStdin>,
+    output: &mut BufReader<ChildStdout>,
+) -> Result<(), NotReady> {
+    if !matches!(wire::skip_to_magic(output), Ok(true)) {
+        return Err(NotReady::NoHeader);
+    }
+    let Some((name, payload)) = &pool.options.initializer else {
+        return Ok(());
+    };
+    let id = u64::MAX;
+    wire::write_frame(input, &ToWorker::Request { id, task: name }, payload)
+        .and_then(|()| std::io::Write::flush(input))
+        .map_err(|_| NotReady::Ended)?;
+    let mut frame = Vec::new();
+    loop {
+        match wire::read_frame(output, &mut frame) {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return Err(NotReady::Ended),
+        }
+        match wire::split::<ToParent>(&frame) {
+            Ok((ToParent::Started { .. }, _)) => continue,
+            Ok((ToParent::Response { id: answered }, payload)) if answered == id => {
+                let outcome =
+                    Items::new(payload).and_then(|mut items| items.next::<Result<(), WireError>>());
+                return match outcome {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(NotReady::Initializer(e.message)),
+                    Err(e) => Err(NotReady::Initializer(format!(
+                        "its answer cannot be decoded: {e}"
+                    ))),
+                };
+            }
+            _ => {
+                return Err(NotReady::Initializer(
+                    "the worker answered out of turn".to_owned(),
+                ));
+            }
+        }
+    }
+}
