@@ -127,6 +127,8 @@ pub(crate) enum Phase {
 pub(crate) struct Census {
     idle: usize,
     starting: usize,
+    /// The fewest requests any ready worker holds.
+    least_in_flight: usize,
 }
 
 impl Sched {
@@ -139,10 +141,14 @@ impl Sched {
         let mut census = Census {
             idle: 0,
             starting: 0,
+            least_in_flight: usize::MAX,
         };
         for (i, s) in self.slots.iter().enumerate() {
             census.idle += usize::from(self.idle(i));
             census.starting += usize::from(s.phase == Phase::Starting);
+            if s.phase == Phase::Ready {
+                census.least_in_flight = census.least_in_flight.min(s.in_flight);
+            }
         }
         census
     }
@@ -157,7 +163,9 @@ impl Sched {
 
     /// Whether slot `i` may take the next queued request now: an idle worker always; a busy one
     /// (sending ahead) only while no other worker is idle or starting, so that a task never
-    /// waits behind another while a worker is free.
+    /// waits behind another while a worker is free, and only if no other worker holds fewer
+    /// requests, so that requests sent ahead spread evenly (long tasks otherwise pile up behind
+    /// one worker while another runs out of work).
     pub(crate) fn may_take(&self, i: usize, census: Census, options: &Options) -> bool {
         let s = &self.slots[i];
         if s.phase != Phase::Ready
@@ -167,7 +175,8 @@ impl Sched {
             return false;
         }
         // A busy slot is neither idle nor starting itself.
-        s.in_flight == 0 || (census.idle == 0 && census.starting == 0)
+        s.in_flight == 0
+            || (census.idle == 0 && census.starting == 0 && s.in_flight <= census.least_in_flight)
     }
 
     /// Whether slot `i`'s writer has something to do: take a request, retire, exit, or deal

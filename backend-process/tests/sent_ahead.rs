@@ -456,3 +456,42 @@ fn replace_policy_sends_a_task_sent_ahead_again_to_the_replacement() {
     assert_ne!(second, first, "it ran on the replacement");
     assert!(pool.broken().is_none());
 }
+
+/// Requests sent ahead spread evenly over busy workers: with both workers blocked and four in
+/// flight allowed, four more tasks go two and two (not one worker's three free places filled
+/// first), so long tasks do not pile up behind one worker while the other runs dry.
+#[test]
+fn requests_sent_ahead_spread_evenly_over_busy_workers() {
+    for round in 0..20 {
+        let dir = Dir::new(&format!("spread-{round}"));
+        let pool = ProcessPoolExecutor::builder()
+            .max_workers(2)
+            .max_in_flight_per_worker(4)
+            .build()
+            .unwrap();
+        let blockers: Vec<_> = (0..2)
+            .map(|i| {
+                pool.submit(Probe::Block {
+                    started: dir.path(&format!("started-{i}")),
+                    release: dir.path("release"),
+                })
+                .unwrap()
+            })
+            .collect();
+        wait_for("both workers run a blocking task", || {
+            blockers.iter().all(|b| b.running())
+        });
+        let probes: Vec<_> = (0..4).map(|_| pool.submit(Probe::Pid).unwrap()).collect();
+        wait_for("all four were sent ahead", || pool.sent_ahead() == 4);
+        dir.release();
+        let mut per_worker = std::collections::HashMap::new();
+        for p in &probes {
+            *per_worker
+                .entry(*p.result(Some(LIMIT)).unwrap())
+                .or_insert(0) += 1;
+        }
+        let mut counts: Vec<usize> = per_worker.into_values().collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [2, 2], "round {round}");
+    }
+}
