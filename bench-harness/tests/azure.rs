@@ -174,3 +174,54 @@ fn a_missing_blob_is_404_naming_it() {
     );
     assert!(e.message().contains("BlobNotFound"), "{e}");
 }
+
+/// The path a real storage account takes: the harness is given a container SAS URL in the
+/// environment (here one for a container in an Azurite this test started, signed with the
+/// emulator's key), starts no Azurite of its own, and loads and verifies the images there.
+#[test]
+fn a_container_sas_url_in_the_environment_is_used_instead_of_a_fresh_azurite() {
+    let azurite = start();
+    // The container must exist for a container SAS; create it through the account.
+    let target = AzureTarget::emulator(&azurite.blob_endpoint());
+    upload_images(&target, 1, 8, 8).unwrap();
+    let sas = SharedKey::emulator().account_sas(Duration::from_secs(3600));
+    let url = format!("{}/{CONTAINER}?{sas}", azurite.blob_endpoint());
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bench-harness"))
+        .args([
+            "run",
+            "azure-blobs",
+            "--quick",
+            "--no-cpython",
+            "--backend",
+            "serial,threads,process,async",
+            "--out",
+            "res",
+        ])
+        .env("BENCH_AZURE_CONTAINER_SAS_URL", &url)
+        .env_remove("AZURE_STORAGE_CONNECTION_STRING")
+        // Were the harness to start its own Azurite, this would make it fail.
+        .env(
+            bench_harness::azurite::AZURITE_BIN_ENV,
+            "/nonexistent/azurite-blob",
+        )
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "container {}/{CONTAINER}",
+            azurite.blob_endpoint()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("sig="),
+        "the signature is never printed: {stderr}"
+    );
+    let records = bench_harness::report::read_jsonl(&dir.path().join("res/results.jsonl")).unwrap();
+    assert_eq!(records.len(), 4);
+    assert!(records.iter().all(|r| r.check_passed()), "{records:?}");
+}
