@@ -37,7 +37,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +54,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::blob::Digest;
+use crate::io::chain;
 
 /// The storage emulator's account name (Azurite's, and the old Storage Emulator's).
 ///
@@ -804,21 +804,6 @@ pub fn scrub(text: &str) -> String {
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text).trim()
-}
-
-/// An error and its sources, joined by `: `.
-fn chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let more = e.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = e.source();
-    }
-    text
 }
 
 /// Downloads blob `blob` with `client` (see [`container_client`]) and returns the [`Digest`] of

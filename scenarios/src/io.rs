@@ -150,7 +150,7 @@ fn fetch_error(url: &str, cause: &str) -> TaskError {
 
 /// An error and its sources, joined by `: ` (reqwest, for one, keeps "connection refused" in a
 /// source). The URL is already in the message, so reqwest's errors come here without it.
-fn chain(error: &dyn Error) -> String {
+pub(crate) fn chain(error: &dyn Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(e) = source {

@@ -248,6 +248,24 @@ impl Inner {
     }
 }
 
+/// Writes the requests `next` hands out, in order, then flushes once. Stops at the first failed
+/// write: the worker is gone or going, and its reader deals with what it held.
+fn write_requests(
+    out: &mut impl std::io::Write,
+    mut next: impl FnMut() -> Option<(u64, &'static str, Arc<[u8]>)>,
+) {
+    let mut wrote = false;
+    while let Some((id, task, payload)) = next() {
+        if wire::write_frame(out, &ToWorker::Request { id, task }, &payload).is_err() {
+            return;
+        }
+        wrote = true;
+    }
+    if wrote {
+        let _ = out.flush();
+    }
+}
+
 /// Marks entry `at` written (counted before the worker can answer `Started`) and returns what
 /// its frame needs.
 fn mark_written(pool: &Inner, state: &mut SlotState, at: usize) -> (u64, &'static str, Arc<[u8]>) {

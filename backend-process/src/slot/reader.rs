@@ -10,11 +10,12 @@ use executor_core::{BrokenExecutor, BrokenKind, Revoker, TaskError};
 use super::revoke::TaskRevoker;
 use super::{
     Entry, PIPE_ROOM, POOL_THREAD, Progress, READER, Slot, SlotState, mark_written, request_cost,
+    write_requests,
 };
 use crate::OnWorkerDeath;
 use crate::job::{Pending, Queued};
 use crate::pool::{Inner, Phase, describe_exit};
-use crate::wire::{self, ToParent, ToWorker};
+use crate::wire::{self, ToParent};
 
 /// A slot's reader thread for one worker: takes the worker's frames until its output ends, then
 /// reaps it and deals with what it held.
@@ -172,34 +173,21 @@ fn feed(pool: &Inner, slot: &Arc<Slot>) {
     let Some(out) = input.as_mut() else {
         return;
     };
-    let mut wrote = false;
-    loop {
-        let next = {
-            let mut state = slot.state.lock();
-            let room = PIPE_ROOM.saturating_sub(state.unread);
-            let unsent = state
-                .entries
-                .iter()
-                .position(|e| e.progress == Progress::Unsent);
-            let at = match unsent {
-                // Admitted by the writer, which is on its way to write it: help if it fits.
-                Some(at) if state.entries[at].cost <= room => Some(at),
-                Some(_) => None,
-                None => take_one(pool, slot, &mut state, room),
-            };
-            at.map(|at| mark_written(pool, &mut state, at))
+    write_requests(out, || {
+        let mut state = slot.state.lock();
+        let room = PIPE_ROOM.saturating_sub(state.unread);
+        let unsent = state
+            .entries
+            .iter()
+            .position(|e| e.progress == Progress::Unsent);
+        let at = match unsent {
+            // Admitted by the writer, which is on its way to write it: help if it fits.
+            Some(at) if state.entries[at].cost <= room => Some(at),
+            Some(_) => None,
+            None => take_one(pool, slot, &mut state, room),
         };
-        let Some((id, task, payload)) = next else {
-            break;
-        };
-        if wire::write_frame(out, &ToWorker::Request { id, task }, &payload).is_err() {
-            return;
-        }
-        wrote = true;
-    }
-    if wrote {
-        let _ = std::io::Write::flush(out);
-    }
+        at.map(|at| mark_written(pool, &mut state, at))
+    });
 }
 
 /// For [`feed`]: takes the next queued request for this slot if it may and the request fits in

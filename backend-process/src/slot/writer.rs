@@ -8,7 +8,9 @@ use std::sync::Arc;
 use executor_core::{BrokenExecutor, BrokenKind, Revoker, TaskError};
 
 use super::revoke::TaskRevoker;
-use super::{Entry, POOL_THREAD, Progress, Slot, mark_written, reader, request_cost};
+use super::{
+    Entry, POOL_THREAD, Progress, Slot, mark_written, reader, request_cost, write_requests,
+};
 use crate::OnWorkerDeath;
 use crate::job::Queued;
 use crate::pool::{Inner, Phase, describe_exit};
@@ -237,28 +239,14 @@ fn write_unsent(pool: &Inner, slot: &Slot) {
     let Some(out) = input.as_mut() else {
         return;
     };
-    let mut wrote = false;
-    loop {
-        let next = {
-            let mut state = slot.state.lock();
-            let at = state
-                .entries
-                .iter()
-                .position(|e| e.progress == Progress::Unsent);
-            at.map(|at| mark_written(pool, &mut state, at))
-        };
-        let Some((id, task, payload)) = next else {
-            break;
-        };
-        if wire::write_frame(out, &ToWorker::Request { id, task }, &payload).is_err() {
-            // The worker is gone or going: its reader deals with what it held.
-            return;
-        }
-        wrote = true;
-    }
-    if wrote {
-        let _ = std::io::Write::flush(out);
-    }
+    write_requests(out, || {
+        let mut state = slot.state.lock();
+        let at = state
+            .entries
+            .iter()
+            .position(|e| e.progress == Progress::Unsent);
+        at.map(|at| mark_written(pool, &mut state, at))
+    });
 }
 
 /// Starts a worker process for the slot: spawn, handshake, initializer, reader thread. Returns
