@@ -248,6 +248,33 @@ impl Inner {
     }
 }
 
+/// Takes `job` into this slot's entries, unsent, with a revoker set under the slot's lock, so
+/// that a `cancel()` from now on finds the entry. `false` (and nothing kept) if the job was
+/// cancelled while it was queued: it never goes out.
+fn enter(
+    slot: &Arc<Slot>,
+    state: &mut SlotState,
+    job: Box<dyn Pending>,
+    payload: Arc<[u8]>,
+) -> bool {
+    let id = job.id();
+    let revoker = Arc::new(TaskRevoker::new(Arc::downgrade(slot), id));
+    if !job.set_revoker(Arc::clone(&revoker) as Arc<dyn executor_core::Revoker>) {
+        return false;
+    }
+    let cost = request_cost(job.task(), &payload);
+    state.entries.push(Entry {
+        id,
+        job,
+        payload,
+        cost,
+        progress: Progress::Unsent,
+        revoker,
+        revoking: false,
+    });
+    true
+}
+
 /// Writes the requests `next` hands out, in order, then flushes once. Stops at the first failed
 /// write: the worker is gone or going, and its reader deals with what it held.
 fn write_requests(

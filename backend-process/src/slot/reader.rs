@@ -5,11 +5,10 @@ use std::io::BufReader;
 use std::process::{Child, ChildStdout, ExitStatus};
 use std::sync::Arc;
 
-use executor_core::{BrokenExecutor, BrokenKind, Revoker, TaskError};
+use executor_core::{BrokenExecutor, BrokenKind, TaskError};
 
-use super::revoke::TaskRevoker;
 use super::{
-    Entry, PIPE_ROOM, POOL_THREAD, Progress, READER, Slot, SlotState, mark_written, request_cost,
+    PIPE_ROOM, POOL_THREAD, Progress, READER, Slot, SlotState, enter, mark_written, request_cost,
     write_requests,
 };
 use crate::OnWorkerDeath;
@@ -207,24 +206,11 @@ fn take_one(pool: &Inner, slot: &Arc<Slot>, state: &mut SlotState, room: usize) 
             sched.slots[slot.index].in_flight += 1;
             queued
         };
-        let id = job.id();
-        let revoker = Arc::new(TaskRevoker::new(Arc::downgrade(slot), id));
-        // Under the slot's lock, so that a `cancel()` from now on finds the entry.
-        if !job.set_revoker(Arc::clone(&revoker) as Arc<dyn Revoker>) {
-            // Cancelled while queued: it never goes out; try the next one.
+        if !enter(slot, state, job, payload) {
+            // Cancelled while queued: try the next one.
             pool.release_quietly(slot.index, 1, 0);
             continue;
         }
-        let cost = request_cost(job.task(), &payload);
-        state.entries.push(Entry {
-            id,
-            job,
-            payload,
-            cost,
-            progress: Progress::Unsent,
-            revoker,
-            revoking: false,
-        });
         return Some(state.entries.len() - 1);
     }
 }

@@ -5,12 +5,9 @@ use std::io::{BufReader, BufWriter};
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
-use executor_core::{BrokenExecutor, BrokenKind, Revoker, TaskError};
+use executor_core::{BrokenExecutor, BrokenKind, TaskError};
 
-use super::revoke::TaskRevoker;
-use super::{
-    Entry, POOL_THREAD, Progress, Slot, mark_written, reader, request_cost, write_requests,
-};
+use super::{POOL_THREAD, Progress, Slot, enter, mark_written, reader, write_requests};
 use crate::OnWorkerDeath;
 use crate::job::Queued;
 use crate::pool::{Inner, Phase, describe_exit};
@@ -186,24 +183,9 @@ fn admit(pool: &Inner, slot: &Arc<Slot>, requests: Vec<Queued>) {
                 back.push(Queued { job, payload });
                 continue;
             }
-            let id = job.id();
-            let revoker = Arc::new(TaskRevoker::new(Arc::downgrade(slot), id));
-            // Under the slot's lock, so that a `cancel()` from now on finds the entry.
-            if !job.set_revoker(Arc::clone(&revoker) as Arc<dyn Revoker>) {
-                // Cancelled while queued: it never goes out.
+            if !enter(slot, &mut state, job, payload) {
                 dropped += 1;
-                continue;
             }
-            let cost = request_cost(job.task(), &payload);
-            state.entries.push(Entry {
-                id,
-                job,
-                payload,
-                cost,
-                progress: Progress::Unsent,
-                revoker,
-                revoking: false,
-            });
         }
     }
     let released = dropped + back.len();
