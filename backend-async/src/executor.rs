@@ -760,6 +760,10 @@ impl<T: Task> Executor<T> for AsyncExecutor {
         }
     }
 
+    fn parallelism(&self) -> Option<usize> {
+        Some(self.max_workers())
+    }
+
     /// One blocking-pool job per chunk.
     fn submit_batch(&self, tasks: Vec<T>) -> Result<Batch<T::Output>, SubmitError<Vec<T>>> {
         Batch::submit_chunk(self, tasks)

@@ -2,8 +2,9 @@
 //! ([`Single`]) or one chunk of `map` ([`Many`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use executor_core::{NotStarted, Promise, Revoker, State, TaskError};
+use executor_core::{NotStarted, Promise, Revoker, RunTimer, State, TaskError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -28,8 +29,8 @@ pub(crate) trait Pending: Send {
     /// The worker started it: PENDING → RUNNING. A revoke the worker refused may have made it
     /// RUNNING already, which is fine.
     fn start(&self);
-    /// Completes the future from a response payload.
-    fn finish(self: Box<Self>, payload: &[u8], pid: u32);
+    /// Completes the future from a response payload; the worker ran it for `ran`.
+    fn finish(self: Box<Self>, payload: &[u8], pid: u32, ran: Duration);
     fn fail(self: Box<Self>, error: TaskError);
     /// Cancels a request that never started; if a refused revoke marked it running meanwhile,
     /// fails it with `error` instead, so that no future is left running for ever.
@@ -56,6 +57,8 @@ where
     pub(crate) len: usize,
     /// Items that could not be serialized, by index (they fail in their own slot, rule H4).
     pub(crate) failed: Vec<(usize, TaskError)>,
+    /// Told the worker's run time, for `map`'s automatic chunk size.
+    pub(crate) timer: RunTimer,
 }
 
 /// A task's outcome as the parent sees it.
@@ -165,7 +168,7 @@ where
     fn start(&self) {
         start(&self.promise);
     }
-    fn finish(self: Box<Self>, payload: &[u8], pid: u32) {
+    fn finish(self: Box<Self>, payload: &[u8], pid: u32, _ran: Duration) {
         let outcome = decode::<T>(payload, 1, Vec::new(), pid).and_then(|outcomes| {
             outcomes.into_iter().next().unwrap_or_else(|| {
                 Err(TaskError::msg("the worker answered with no outcome").with_worker_pid(pid))
@@ -197,7 +200,9 @@ where
     fn start(&self) {
         start(&self.promise);
     }
-    fn finish(self: Box<Self>, payload: &[u8], pid: u32) {
+    fn finish(self: Box<Self>, payload: &[u8], pid: u32, ran: Duration) {
+        // Before the completion, which publishes it to whoever waits on the future.
+        self.timer.record(ran);
         let outcome = decode::<T>(payload, self.len, self.failed, pid);
         let _ = self.promise.complete(outcome);
     }

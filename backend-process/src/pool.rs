@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 
 use executor_core::{
     Batch, BrokenExecutor, BrokenKind, Executor, FutureHandle, Introspect, PoolStats, Promise,
-    RejectReason, Shutdown, ShutdownOptions, SubmitError, TaskError,
+    RejectReason, RunTimer, Shutdown, ShutdownOptions, SubmitError, TaskError,
 };
 use parking_lot::Mutex;
 use rustix::process::Signal;
@@ -580,6 +580,10 @@ where
 
     /// One request per chunk, encoded as one value each way; each item's outcome comes back in
     /// its own slot, and an item that cannot be serialized fails only its slot (rule H4).
+    fn parallelism(&self) -> Option<usize> {
+        Some(self.max_workers())
+    }
+
     fn submit_batch(&self, tasks: Vec<T>) -> Result<Batch<T::Output>, SubmitError<Vec<T>>> {
         let len = tasks.len();
         let (promise, future) = Promise::named(T::NAME);
@@ -598,18 +602,20 @@ where
             let _ = promise.set_result(failed.into_iter().map(|(_, e)| Err(e)).collect());
             return Ok(Batch::chunk(future, len));
         }
+        let timer = RunTimer::new();
         let job = Box::new(Many::<T> {
             id: self.next_id(),
             promise,
             len,
             failed,
+            timer: timer.clone(),
         });
         let queued = Queued {
             job,
             payload: payload.into(),
         };
         match self.submit_pending(queued) {
-            Ok(()) => Ok(Batch::chunk(future, len)),
+            Ok(()) => Ok(Batch::chunk(future, len).timed(timer)),
             Err((reason, job)) => {
                 job.cancel_or_fail(stopped_error());
                 Err(SubmitError::new(reason, tasks))

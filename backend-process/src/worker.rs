@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
@@ -211,11 +212,14 @@ impl Shared {
                 (ToWorker::Request { task, .. }, payload) => (task, payload),
                 (ToWorker::Revoke { .. }, _) => unreachable!("only requests are queued"),
             };
+            let ran = Instant::now();
             match registry::lookup(task) {
                 Some(registration) => (registration.run)(payload, &mut outcomes),
                 None => registry::unknown(task, payload, &mut outcomes),
             }
-            wire::write_frame(&mut *self.out.lock(), &ToParent::Response { id }, &outcomes)?;
+            let nanos = u64::try_from(ran.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let response = ToParent::Response { id, nanos };
+            wire::write_frame(&mut *self.out.lock(), &response, &outcomes)?;
             unflushed = true;
         }
         io::Write::flush(&mut *self.out.lock())

@@ -488,6 +488,10 @@ impl<T: Task> Executor<T> for ThreadPoolExecutor {
         })
     }
 
+    fn parallelism(&self) -> Option<usize> {
+        Some(self.max_workers())
+    }
+
     /// One queue entry per chunk: the per-task cost is paid once per chunk.
     fn submit_batch(&self, tasks: Vec<T>) -> Result<Batch<T::Output>, SubmitError<Vec<T>>> {
         Batch::submit_chunk(self, tasks)

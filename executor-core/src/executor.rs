@@ -100,6 +100,24 @@ pub trait Shutdown {
     fn shutdown(&self, options: ShutdownOptions);
 }
 
+/// How long [`MapOptions::auto_chunksize`] aims for one chunk to run: 2 ms, thirty times a
+/// process pool's pipe round trip (about 70 µs) and thousands of times a thread pool's per-task
+/// cost, while short enough that a chunk left at the end keeps the other workers idle only
+/// briefly.
+///
+/// ```
+/// assert_eq!(executor_core::AUTO_CHUNK_TARGET.as_millis(), 2);
+/// ```
+pub const AUTO_CHUNK_TARGET: Duration = Duration::from_millis(2);
+
+/// The largest chunk [`MapOptions::auto_chunksize`] makes (bounds the memory and the frame one
+/// chunk takes).
+///
+/// ```
+/// assert_eq!(executor_core::AUTO_CHUNK_MAX, 4096);
+/// ```
+pub const AUTO_CHUNK_MAX: usize = 4096;
+
 /// Options for [`Executor::map`]: Python's `timeout`, `chunksize` and `buffersize`.
 ///
 /// Values are checked when `map` is called (rule H7): a `chunksize` or `buffersize` of 0 is an
@@ -119,6 +137,8 @@ pub trait Shutdown {
 pub struct MapOptions {
     timeout: Option<Duration>,
     chunksize: usize,
+    /// Choose the chunk size from measured task cost instead of `chunksize`.
+    auto_chunksize: bool,
     buffersize: Option<usize>,
 }
 
@@ -132,6 +152,7 @@ impl MapOptions {
         MapOptions {
             timeout: None,
             chunksize: 1,
+            auto_chunksize: false,
             buffersize: None,
         }
     }
@@ -155,7 +176,45 @@ impl MapOptions {
     /// assert_eq!(executor_core::MapOptions::new().chunksize(16).get_chunksize(), 16);
     /// ```
     pub const fn chunksize(self, chunksize: usize) -> Self {
-        MapOptions { chunksize, ..self }
+        MapOptions {
+            chunksize,
+            auto_chunksize: false,
+            ..self
+        }
+    }
+
+    /// Lets `map` choose the chunk size from measured task cost (rule H5, beyond Python): it
+    /// first sends one single-item chunk per worker (see [`Executor::parallelism`]), waits for
+    /// the first to finish (within the `timeout`), and reads how long that item ran. Then each
+    /// chunk gets enough items to run about [`AUTO_CHUNK_TARGET`] (so that a chunk's fixed
+    /// cost, a pipe round trip for processes, stays small beside its work), but no more than a
+    /// quarter of an even share per worker when the input's length is known (so that the work
+    /// still spreads), and at most [`AUTO_CHUNK_MAX`]. Slow tasks (I/O, anything over 2 ms)
+    /// keep chunks of 1. If the probe cannot be measured in time, chunks of 1 are used.
+    ///
+    /// A later [`chunksize`](MapOptions::chunksize) turns it off again.
+    ///
+    /// ```
+    /// use executor_core::MapOptions;
+    ///
+    /// let auto = MapOptions::new().auto_chunksize();
+    /// assert!(auto.is_auto_chunksize());
+    /// assert!(!auto.chunksize(8).is_auto_chunksize());
+    /// ```
+    pub const fn auto_chunksize(self) -> Self {
+        MapOptions {
+            auto_chunksize: true,
+            ..self
+        }
+    }
+
+    /// `true` if `map` chooses the chunk size (see [`auto_chunksize`](Self::auto_chunksize)).
+    ///
+    /// ```
+    /// assert!(!executor_core::MapOptions::new().is_auto_chunksize());
+    /// ```
+    pub const fn is_auto_chunksize(&self) -> bool {
+        self.auto_chunksize
     }
 
     /// At most this many submitted-but-unread chunks at a time; the input is consumed lazily
@@ -180,7 +239,8 @@ impl MapOptions {
         self.timeout
     }
 
-    /// The chunk size.
+    /// The fixed chunk size (with [`auto_chunksize`](Self::auto_chunksize), the size `map`
+    /// starts from when it cannot measure).
     ///
     /// ```
     /// assert_eq!(executor_core::MapOptions::new().get_chunksize(), 1);
@@ -287,6 +347,25 @@ pub trait Executor<T: Task>: Shutdown {
             }
         }
         Ok(Batch::items(futures))
+    }
+
+    /// How many tasks this executor runs at once, if it knows (its `max_workers`). `map` with
+    /// [`MapOptions::auto_chunksize`] probes with this many tasks and spreads the input over
+    /// them; `None` (the default) stands for the machine's available parallelism.
+    ///
+    /// ```
+    /// # use executor_core::*;
+    /// # struct Inline;
+    /// # impl Shutdown for Inline { fn shutdown(&self, _: ShutdownOptions) {} }
+    /// # impl<T: Task> Executor<T> for Inline {
+    /// #     fn submit(&self, task: T) -> Result<FutureHandle<T::Output>, SubmitError<T>> {
+    /// #         let (p, f) = Promise::for_task(&task); p.run(task); Ok(f)
+    /// #     }
+    /// # }
+    /// assert_eq!(Executor::<fn() -> u8>::parallelism(&Inline), None);
+    /// ```
+    fn parallelism(&self) -> Option<usize> {
+        None
     }
 
     /// Runs every task and yields their results in input order (rule H1), each item's failure in

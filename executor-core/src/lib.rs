@@ -219,11 +219,14 @@ pub use error::{
     BrokenExecutor, BrokenKind, CancelledError, DeadlockError, InvalidStateError, MapError,
     NotStarted, RejectReason, ResultError, SubmitError, TaskError, TimeoutError, WaitError,
 };
-pub use executor::{Executor, Introspect, MapOptions, PoolStats, Shutdown, ShutdownOptions};
+pub use executor::{
+    AUTO_CHUNK_MAX, AUTO_CHUNK_TARGET, Executor, Introspect, MapOptions, PoolStats, Shutdown,
+    ShutdownOptions,
+};
 pub use handle::{FutureHandle, Outcome, OutcomeRef};
 pub use map::{Batch, MapIter};
 pub use promise::{Promise, Revoker};
 pub use state::State;
-pub use task::{Chunk, Fallible, Task, TaskId, TaskInfo, fallible};
+pub use task::{Chunk, Fallible, RunTimer, Task, TaskId, TaskInfo, fallible};
 pub use unwind::panic_message;
 pub use wait::{DoneAndNotDone, ReturnWhen, Waitable, wait};

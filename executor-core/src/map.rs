@@ -1,17 +1,19 @@
 //! `map`: [`Batch`] (what one chunk became once submitted) and [`MapIter`] (ordered, per-item
 //! results with a deadline, lazy bounded submission and cancel-on-drop).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::deadline::deadline_after;
 use crate::error::SubmitError;
 use crate::error::{MapError, RejectReason, ResultError, TaskError, TimeoutError, WaitError};
-use crate::executor::{Executor, MapOptions};
+use crate::executor::{AUTO_CHUNK_MAX, AUTO_CHUNK_TARGET, Executor, MapOptions};
 use crate::handle::FutureHandle;
-use crate::task::Chunk;
 use crate::task::Task;
+use crate::task::{Chunk, RunTimer};
 
 /// One chunk of `map`'s input after submission: either one future for the whole chunk (a
 /// backend that batches) or one future per item. Backends build it in
@@ -34,6 +36,8 @@ enum Repr<O> {
     Chunk {
         future: FutureHandle<Vec<Result<O, TaskError>>>,
         len: usize,
+        /// How long the chunk ran, if whoever runs it says.
+        timer: Option<RunTimer>,
     },
     /// One future per item; an item the executor refused holds the reason.
     Items(Vec<Result<FutureHandle<O>, RejectReason>>),
@@ -49,7 +53,43 @@ impl<O> Batch<O> {
     /// ```
     pub fn chunk(future: FutureHandle<Vec<Result<O, TaskError>>>, len: usize) -> Self {
         Batch {
-            repr: Repr::Chunk { future, len },
+            repr: Repr::Chunk {
+                future,
+                len,
+                timer: None,
+            },
+        }
+    }
+
+    /// The same batch, whose run time `timer` will tell (set by whoever runs the chunk: a
+    /// [`Chunk::timed`], a worker's report). `map` with
+    /// [`auto_chunksize`](crate::MapOptions::auto_chunksize) reads it; a batch of single items
+    /// keeps no timer.
+    ///
+    /// ```
+    /// # use executor_core::{Batch, Promise, RunTimer, TaskError};
+    /// let (_p, f) = Promise::<Vec<Result<u8, TaskError>>>::new();
+    /// let batch = Batch::chunk(f, 3).timed(RunTimer::new());
+    /// assert_eq!(batch.len(), 3);
+    /// ```
+    pub fn timed(self, timer: RunTimer) -> Self {
+        match self.repr {
+            Repr::Chunk { future, len, .. } => Batch {
+                repr: Repr::Chunk {
+                    future,
+                    len,
+                    timer: Some(timer),
+                },
+            },
+            items @ Repr::Items(_) => Batch { repr: items },
+        }
+    }
+
+    /// How long the chunk ran, if known.
+    fn run_time(&self) -> Option<Duration> {
+        match &self.repr {
+            Repr::Chunk { timer, .. } => timer.as_ref().and_then(RunTimer::get),
+            Repr::Items(_) => None,
         }
     }
 
@@ -84,8 +124,9 @@ impl<O> Batch<O> {
         T: Task<Output = O>,
     {
         let len = tasks.len();
-        match executor.submit(Chunk::new(tasks)) {
-            Ok(future) => Ok(Batch::chunk(future, len)),
+        let timer = RunTimer::new();
+        match executor.submit(Chunk::new(tasks).timed(timer.clone())) {
+            Ok(future) => Ok(Batch::chunk(future, len).timed(timer)),
             Err(e) => {
                 let (reason, chunk) = e.into_parts();
                 Err(SubmitError::new(reason, chunk.into_inner()))
@@ -147,7 +188,7 @@ impl<O> Batch<O> {
     /// How many items are not done yet.
     fn unfinished(&self) -> usize {
         match &self.repr {
-            Repr::Chunk { future, len } => {
+            Repr::Chunk { future, len, .. } => {
                 if future.done() {
                     0
                 } else {
@@ -161,7 +202,7 @@ impl<O> Batch<O> {
     /// The per-item outcomes of a done batch, in input order.
     fn into_outcomes(self) -> Outcomes<O> {
         match self.repr {
-            Repr::Chunk { future, len } => match future.into_result() {
+            Repr::Chunk { future, len, .. } => match future.into_result() {
                 Ok(items) => Outcomes::Chunk(items.into_iter()),
                 Err(e) => Outcomes::Same(e, len),
             },
@@ -173,10 +214,11 @@ impl<O> Batch<O> {
 impl<O> fmt::Debug for Batch<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Chunk { future, len } => f
+            Repr::Chunk { future, len, timer } => f
                 .debug_struct("Batch::Chunk")
                 .field("future", future)
                 .field("len", len)
+                .field("run_time", &timer.as_ref().and_then(RunTimer::get))
                 .finish(),
             Repr::Items(items) => f
                 .debug_struct("Batch::Items")
@@ -265,6 +307,8 @@ type Source<'a, O> = Box<dyn Iterator<Item = Unit<O>> + 'a>;
 ///   [`ResultError::Timeout`], cancels every chunk not yet started, and ends.
 /// - A failed item is an error in its own slot; the other items still come back.
 /// - Dropping the iterator cancels every chunk not yet started, whether or not it was advanced.
+/// - With [`auto_chunksize`](MapOptions::auto_chunksize), `map` returns once the first probe
+///   item is done (or the timeout passed); [`chunksize`](MapIter::chunksize) tells what it chose.
 ///
 /// ```
 /// # use executor_core::*;
@@ -293,6 +337,8 @@ pub struct MapIter<'a, O> {
     timeout: Option<Duration>,
     submitted: usize,
     ended: bool,
+    /// The chunk size of the chunks still to come (set once by the automatic choice).
+    chunksize: Rc<Cell<usize>>,
 }
 
 impl<'a, O> MapIter<'a, O> {
@@ -308,9 +354,11 @@ impl<'a, O> MapIter<'a, O> {
     {
         options.validate()?;
         let deadline = deadline_after(options.get_timeout());
-        let chunksize = options.get_chunksize();
+        let known_len = tasks.size_hint().0;
+        let chunksize = Rc::new(Cell::new(options.get_chunksize()));
+        let size = Rc::clone(&chunksize);
         let source = std::iter::from_fn(move || {
-            let chunk: Vec<T> = tasks.by_ref().take(chunksize).collect();
+            let chunk: Vec<T> = tasks.by_ref().take(size.get()).collect();
             if chunk.is_empty() {
                 return None;
             }
@@ -329,9 +377,28 @@ impl<'a, O> MapIter<'a, O> {
             timeout: options.get_timeout(),
             submitted: 0,
             ended: false,
+            chunksize,
         };
         let first = options.get_buffersize().unwrap_or(usize::MAX);
-        for _ in 0..first {
+        let mut pulled = 0;
+        if options.is_auto_chunksize() {
+            let workers = executor
+                .parallelism()
+                .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+                .unwrap_or(1)
+                .max(1);
+            iter.chunksize.set(1);
+            let sent = Instant::now();
+            while pulled < workers.min(first) && iter.pull() {
+                pulled += 1;
+            }
+            if let Some(per_item) = iter.probe(sent) {
+                let remaining = known_len.saturating_sub(pulled);
+                iter.chunksize
+                    .set(auto_chunksize(per_item, remaining, workers));
+            }
+        }
+        for _ in pulled..first {
             if !iter.pull() {
                 break;
             }
@@ -355,6 +422,42 @@ impl<'a, O> MapIter<'a, O> {
         }
         self.queue.push_back(unit);
         true
+    }
+
+    /// The chunk size of the chunks `map` submits now: the fixed `chunksize`, or what
+    /// [`auto_chunksize`](MapOptions::auto_chunksize) chose.
+    ///
+    /// ```
+    /// # use executor_core::*;
+    /// # struct Inline;
+    /// # impl Shutdown for Inline { fn shutdown(&self, _: ShutdownOptions) {} }
+    /// # impl<T: Task> Executor<T> for Inline {
+    /// #     fn submit(&self, task: T) -> Result<FutureHandle<T::Output>, SubmitError<T>> {
+    /// #         let (p, f) = Promise::for_task(&task); p.run(task); Ok(f)
+    /// #     }
+    /// # }
+    /// # let pool = Inline;
+    /// let results = pool.map([|| 1, || 2], MapOptions::new().chunksize(2)).unwrap();
+    /// assert_eq!(results.chunksize(), 2);
+    /// ```
+    pub fn chunksize(&self) -> usize {
+        self.chunksize.get()
+    }
+
+    /// How long one item of the oldest unit ran: its own report, or (for a backend that does
+    /// not time its chunks) the time since `sent`. `None` if it did not finish in time.
+    fn probe(&self, sent: Instant) -> Option<Duration> {
+        let Some(Unit::Submitted(batch)) = self.queue.front() else {
+            return None;
+        };
+        match batch.wait_until(self.deadline) {
+            Ok(true) => {
+                let ran = batch.run_time().unwrap_or_else(|| sent.elapsed());
+                Some(ran / u32::try_from(batch.len().max(1)).unwrap_or(u32::MAX))
+            }
+            // Timed out, or cannot wait here (a cycle, a thread that must not block).
+            Ok(false) | Err(_) => None,
+        }
     }
 
     /// Cancels every chunk not yet started and stops submitting.
@@ -481,12 +584,43 @@ impl<O> fmt::Debug for MapIter<'_, O> {
             .field("lazy", &self.lazy)
             .field("submitted", &self.submitted)
             .field("ended", &self.ended)
+            .field("chunksize", &self.chunksize.get())
             .finish()
     }
 }
 
+/// The automatic chunk size (rule H5): enough items to run [`AUTO_CHUNK_TARGET`], at most a
+/// quarter of each worker's even share of the `remaining` items (0: unknown), within
+/// `1..=AUTO_CHUNK_MAX`.
+fn auto_chunksize(per_item: Duration, remaining: usize, workers: usize) -> usize {
+    let by_cost = AUTO_CHUNK_TARGET.as_nanos() / per_item.as_nanos().max(1);
+    let by_cost = usize::try_from(by_cost).unwrap_or(usize::MAX);
+    let by_spread = match remaining {
+        0 => usize::MAX,
+        n => n.div_ceil(workers.saturating_mul(4)),
+    };
+    by_cost.min(by_spread).clamp(1, AUTO_CHUNK_MAX)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::auto_chunksize;
+    use std::time::Duration;
+
+    #[test]
+    fn auto_chunksize_aims_at_the_target_within_the_spread() {
+        let us = Duration::from_micros;
+        // 1 µs per item: 2,000 items make 2 ms, if the input is long enough.
+        assert_eq!(auto_chunksize(us(1), 1_000_000, 2), 2000);
+        // ... but each of 2 workers still gets four chunks of a 10,000-item input.
+        assert_eq!(auto_chunksize(us(1), 10_000, 2), 1250);
+        // Slow items stay alone; tiny ones stop at the cap; an unknown length has no spread cap.
+        assert_eq!(auto_chunksize(us(5_000), 1_000_000, 2), 1);
+        assert_eq!(auto_chunksize(Duration::ZERO, 1_000_000, 2), 4096);
+        assert_eq!(auto_chunksize(us(1), 0, 2), 2000);
+        assert_eq!(auto_chunksize(us(1), 3, 16), 1);
+    }
+
     /// Map items are moved through several layers per item: keep them small.
     #[test]
     fn map_items_stay_small() {

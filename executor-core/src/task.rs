@@ -1,7 +1,9 @@
 //! What an executor runs: the [`Task`] trait, a task's identity, and two adaptors.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::error::TaskError;
 use crate::unwind;
@@ -131,10 +133,21 @@ impl<F> fmt::Debug for Fallible<F> {
 /// assert!(outcomes[1].as_ref().unwrap_err().is_panic());
 /// assert_eq!(outcomes[2].as_ref().unwrap(), &3);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Chunk<T> {
     items: Vec<T>,
+    /// Told how long the run took, for `map`'s automatic chunk size.
+    timer: Option<RunTimer>,
 }
+
+/// Chunks are equal when their tasks are (whether they are timed does not matter).
+impl<T: PartialEq> PartialEq for Chunk<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.items == other.items
+    }
+}
+
+impl<T: Eq> Eq for Chunk<T> {}
 
 impl<T: Task> Chunk<T> {
     /// Makes a chunk of the given tasks.
@@ -143,7 +156,24 @@ impl<T: Task> Chunk<T> {
     /// assert_eq!(executor_core::Chunk::new(vec![|| ()]).len(), 1);
     /// ```
     pub fn new(items: Vec<T>) -> Self {
-        Chunk { items }
+        Chunk { items, timer: None }
+    }
+
+    /// The same chunk, which records how long its run takes in `timer` (what
+    /// [`MapOptions::auto_chunksize`](crate::MapOptions::auto_chunksize) measures).
+    ///
+    /// ```
+    /// use executor_core::{Chunk, RunTimer, Task};
+    ///
+    /// let timer = RunTimer::new();
+    /// Chunk::new(vec![|| 1]).timed(timer.clone()).run().unwrap();
+    /// assert!(timer.get().is_some());
+    /// ```
+    pub fn timed(self, timer: RunTimer) -> Self {
+        Chunk {
+            timer: Some(timer),
+            ..self
+        }
     }
 
     /// How many tasks the chunk holds.
@@ -179,18 +209,76 @@ impl<T: Task> Task for Chunk<T> {
     type Output = Vec<Result<T::Output, TaskError>>;
 
     fn run(self) -> Result<Self::Output, TaskError> {
-        Ok(self
+        let started = self.timer.as_ref().map(|_| Instant::now());
+        let outcomes = self
             .items
             .into_iter()
             .map(|item| {
                 let name = item.name();
                 unwind::catch(|| item.run()).map_err(|e| e.with_task_name(name))
             })
-            .collect())
+            .collect();
+        if let (Some(timer), Some(started)) = (&self.timer, started) {
+            timer.record(started.elapsed());
+        }
+        Ok(outcomes)
     }
 
     fn name(&self) -> &'static str {
         self.items.first().map_or("chunk", Task::name)
+    }
+}
+
+/// How long one unit of work ran, told by whoever ran it: a shared cell that a [`Chunk`] (or a
+/// backend's worker) fills in and [`map`](crate::Executor::map) reads to choose an automatic
+/// chunk size from measured task cost (rule H5). Clones share the cell.
+///
+/// ```
+/// use std::time::Duration;
+/// use executor_core::RunTimer;
+///
+/// let timer = RunTimer::new();
+/// assert_eq!(timer.get(), None);
+/// timer.clone().record(Duration::from_micros(250));
+/// assert_eq!(timer.get(), Some(Duration::from_micros(250)));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RunTimer(Arc<AtomicU64>);
+
+impl RunTimer {
+    /// A timer that has recorded nothing.
+    ///
+    /// ```
+    /// assert!(executor_core::RunTimer::new().get().is_none());
+    /// ```
+    pub fn new() -> Self {
+        RunTimer::default()
+    }
+
+    /// Records a run time (the last one recorded wins).
+    ///
+    /// ```
+    /// let timer = executor_core::RunTimer::new();
+    /// timer.record(std::time::Duration::ZERO);
+    /// assert_eq!(timer.get(), Some(std::time::Duration::ZERO));
+    /// ```
+    pub fn record(&self, ran: Duration) {
+        // Stored as nanoseconds + 1, so that 0 means "nothing yet". Ordering: the value travels
+        // with the future's completion, which already publishes it (the reader waits on it).
+        let nanos = u64::try_from(ran.as_nanos()).unwrap_or(u64::MAX - 1);
+        self.0.store(nanos + 1, Ordering::Relaxed);
+    }
+
+    /// The run time recorded, if any.
+    ///
+    /// ```
+    /// assert_eq!(executor_core::RunTimer::new().get(), None);
+    /// ```
+    pub fn get(&self) -> Option<Duration> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(Duration::from_nanos(n - 1)),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use std::io::BufReader;
 use std::process::{Child, ChildStdout, ExitStatus};
 use std::sync::Arc;
+use std::time::Duration;
 
 use executor_core::{BrokenExecutor, BrokenKind, TaskError};
 
@@ -36,14 +37,14 @@ pub(super) fn read(
         }
         match wire::split::<ToParent>(&frame) {
             Ok((ToParent::Started { id }, _)) => slot.started(&pool, id),
-            Ok((ToParent::Response { id }, payload)) => {
+            Ok((ToParent::Response { id, nanos }, payload)) => {
                 if let Some(job) = slot.responded(&pool, id) {
                     feed(&pool, &slot);
                     pool.wake_writers();
                     // The worker counted as free again before the future completes, so that a
                     // submitter woken by the completion reuses it instead of starting another
                     // (rule L3).
-                    job.finish(payload, pid);
+                    job.finish(payload, pid, Duration::from_nanos(nanos));
                 }
             }
             Ok((ToParent::Revoked { id, revoked }, _)) => {

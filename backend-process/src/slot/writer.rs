@@ -356,7 +356,7 @@ fn handshake(
         }
         match wire::split::<ToParent>(&frame) {
             Ok((ToParent::Started { .. }, _)) => continue,
-            Ok((ToParent::Response { id: answered }, payload)) if answered == id => {
+            Ok((ToParent::Response { id: answered, .. }, payload)) if answered == id => {
                 let outcome =
                     Items::new(payload).and_then(|mut items| items.next::<Result<(), WireError>>());
                 return match outcome {

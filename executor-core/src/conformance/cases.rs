@@ -233,6 +233,78 @@ where
     }
 }
 
+/// H5 (beyond Python): with `auto_chunksize`, cheap tasks travel in chunks chosen from their
+/// measured cost, results still come back complete and in order; with a buffer the input is
+/// still consumed lazily.
+pub fn map_auto_chunksize_batches_cheap_tasks<E, F>(make: &F)
+where
+    E: Executor<TestTask>,
+    F: Fn(usize) -> E,
+{
+    let pool = make(2);
+    let results = pool
+        .map(
+            (0..20_000u64).map(TestTask::Value),
+            MapOptions::new().auto_chunksize(),
+        )
+        .unwrap();
+    let chosen = results.chunksize();
+    // A value task runs in well under 2 ms / 2,500; the input spreads over four chunks per worker.
+    assert!(
+        (2..=2_500).contains(&chosen),
+        "chose chunksize {chosen} for 20,000 cheap tasks on 2 workers"
+    );
+    let values: Vec<u64> = results.map(|r| r.unwrap()).collect();
+    assert_eq!(values, (0..20_000).collect::<Vec<_>>());
+
+    let pulled = std::cell::Cell::new(0u64);
+    let endless = (0u64..).map(|i| {
+        pulled.set(pulled.get() + 1);
+        TestTask::Value(i)
+    });
+    let options = MapOptions::new().auto_chunksize().buffersize(3);
+    let mut results = pool.map(endless, options).unwrap();
+    let first: Vec<u64> = results.by_ref().take(10).map(|r| r.unwrap()).collect();
+    assert_eq!(first, (0..10).collect::<Vec<_>>());
+    let chunk = results.chunksize() as u64;
+    assert!(
+        pulled.get() <= 10 + 6 * chunk,
+        "pulled {} items of an endless input with chunks of {chunk}",
+        pulled.get()
+    );
+}
+
+/// H5: `auto_chunksize` keeps tasks slower than the chunk target one per chunk, and its probe
+/// honours the map's timeout (a probe that never finishes does not hold `map` up).
+pub fn map_auto_chunksize_keeps_slow_tasks_apart<E, F>(make: &F)
+where
+    E: Executor<TestTask>,
+    F: Fn(usize) -> E,
+{
+    let pool = make(2);
+    let slow = (0..6u64).map(|value| TestTask::Sleep { millis: 5, value });
+    let results = pool.map(slow, MapOptions::new().auto_chunksize()).unwrap();
+    assert_eq!(results.chunksize(), 1, "5 ms tasks were chunked");
+    let values: Vec<u64> = results.map(|r| r.unwrap()).collect();
+    assert_eq!(values, [0, 1, 2, 3, 4, 5]);
+
+    let gate = Gate::new();
+    let tasks = vec![gate.task(0), gate.task(1), TestTask::Value(2)];
+    let options = MapOptions::new()
+        .auto_chunksize()
+        .timeout(Duration::from_millis(50));
+    let mut results = pool.map(tasks, options).unwrap();
+    assert_eq!(results.chunksize(), 1, "nothing was measured, yet it chunked");
+    let e = results.next().unwrap().unwrap_err();
+    assert!(
+        matches!(e, ResultError::Timeout(_)),
+        "expected a timeout, got {e}"
+    );
+    gate.release();
+    // Before the gate (and its files) goes away.
+    pool.shutdown(ShutdownOptions::wait());
+}
+
 /// H2: with `buffersize`, the input is consumed lazily (an endless input works) and at most
 /// `buffersize` chunks are submitted ahead of the reader.
 pub fn map_buffersize_consumes_lazily<E, F>(make: &F)

@@ -136,6 +136,8 @@ macro_rules! conformance_suite {
             map_failed_item_keeps_its_slot,
             map_rejects_zero_chunksize_and_buffersize,
             map_buffersize_consumes_lazily,
+            map_auto_chunksize_batches_cheap_tasks,
+            map_auto_chunksize_keeps_slow_tasks_apart,
             map_timeout_yields_error_and_cancels_rest,
             map_drop_cancels_unstarted,
             submit_after_shutdown_hands_task_back,
