@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use executor_core::{NotStarted, Promise, Revoker, RunTimer, State, TaskError};
+use executor_core::{LazyOutcomes, NotStarted, Promise, Revoker, RunTimer, State, TaskError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::registry::RemoteTask;
-use crate::wire::{Items, WireError};
+use crate::wire::{self, Items, WireError};
 
 /// A request waiting in the pool's queue: its job and its payload (the chunk's tasks, encoded
 /// once at submit time).
@@ -52,7 +52,7 @@ where
     T::Output: Serialize + DeserializeOwned,
 {
     pub(crate) id: u64,
-    pub(crate) promise: Promise<Vec<Result<T::Output, TaskError>>>,
+    pub(crate) promise: Promise<LazyOutcomes<T::Output>>,
     /// Items in the chunk, sent or not.
     pub(crate) len: usize,
     /// Items that could not be serialized, by index (they fail in their own slot, rule H4).
@@ -83,56 +83,109 @@ where
     })
 }
 
-/// The outcomes of a response payload, in item order: `skip` lists the items the parent could
+/// The outcomes of a response payload, in item order, decoded one at a time as they are read
+/// (by `map`'s reader, not by the pool's reader thread): `skip` lists the items the parent could
 /// not serialize (they were not sent and keep their own error); an item that cannot be decoded
 /// fails, with every item after it (they cannot be found any more).
-fn decode<T: RemoteTask>(
-    payload: &[u8],
+pub(crate) struct Decoder<T, P> {
+    payload: P,
+    /// Where the next outcome starts in `payload`.
+    at: usize,
+    /// Outcomes still in the payload.
+    left: usize,
+    index: usize,
     len: usize,
-    skip: Vec<(usize, TaskError)>,
+    skip: std::iter::Peekable<std::vec::IntoIter<(usize, TaskError)>>,
+    lost: Option<TaskError>,
     pid: u32,
-) -> Result<Vec<Result<T::Output, TaskError>>, TaskError>
+    task: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: RemoteTask, P: AsRef<[u8]>> Decoder<T, P>
 where
     T::Output: Serialize + DeserializeOwned,
 {
-    let cannot_decode = |e: postcard::Error| {
-        TaskError::msg(format!(
-            "the parent cannot decode the result of `{}`: {e}",
-            T::NAME
-        ))
-        .with_worker_pid(pid)
-    };
-    let mut items = Items::new(payload).map_err(cannot_decode)?;
-    let expected = len - skip.len();
-    if items.count() != expected {
-        return Err(TaskError::msg(format!(
-            "the worker answered {} outcomes for a chunk of {expected}",
-            items.count()
-        ))
-        .with_worker_pid(pid));
+    /// Checks the payload's count against the chunk (a mismatch fails the whole chunk).
+    pub(crate) fn new(
+        payload: P,
+        len: usize,
+        skip: Vec<(usize, TaskError)>,
+        pid: u32,
+    ) -> Result<Self, TaskError> {
+        let bytes = payload.as_ref();
+        let items = Items::new(bytes).map_err(|e| cannot_decode::<T>(e, pid))?;
+        let expected = len - skip.len();
+        if items.count() != expected {
+            return Err(TaskError::msg(format!(
+                "the worker answered {} outcomes for a chunk of {expected}",
+                items.count()
+            ))
+            .with_worker_pid(pid));
+        }
+        let at = bytes.len() - items.rest().len();
+        Ok(Decoder {
+            payload,
+            at,
+            left: expected,
+            index: 0,
+            len,
+            skip: skip.into_iter().peekable(),
+            lost: None,
+            pid,
+            task: std::marker::PhantomData,
+        })
     }
-    let mut skip = skip.into_iter().peekable();
-    let mut lost: Option<TaskError> = None;
-    let mut outcomes = Vec::with_capacity(len);
-    for index in 0..len {
-        if let Some((_, error)) = skip.next_if(|(at, _)| *at == index) {
-            outcomes.push(Err(error));
-            continue;
+}
+
+fn cannot_decode<T: RemoteTask>(e: postcard::Error, pid: u32) -> TaskError
+where
+    T::Output: Serialize + DeserializeOwned,
+{
+    TaskError::msg(format!(
+        "the parent cannot decode the result of `{}`: {e}",
+        T::NAME
+    ))
+    .with_worker_pid(pid)
+}
+
+impl<T: RemoteTask, P: AsRef<[u8]>> Iterator for Decoder<T, P>
+where
+    T::Output: Serialize + DeserializeOwned,
+{
+    type Item = Result<T::Output, TaskError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.index == self.len {
+            return None;
         }
-        if let Some(error) = &lost {
-            outcomes.push(Err(error.clone()));
-            continue;
+        let index = self.index;
+        self.index += 1;
+        if let Some((_, error)) = self.skip.next_if(|(at, _)| *at == index) {
+            return Some(Err(error));
         }
-        match items.next::<Result<T::Output, WireError>>() {
-            Ok(item) => outcomes.push(outcome::<T>(item, pid)),
-            Err(e) => {
-                let error = cannot_decode(e);
-                lost = Some(error.clone());
-                outcomes.push(Err(error));
-            }
+        if let Some(error) = &self.lost {
+            return Some(Err(error.clone()));
         }
+        let bytes = &self.payload.as_ref()[self.at..];
+        let mut items = Items::resume(bytes, self.left);
+        let item = wire::guard(|| items.next_outcome::<T::Output>());
+        self.at += bytes.len() - items.rest().len();
+        self.left -= 1;
+        let error = match item {
+            Ok(Ok(item)) => return Some(outcome::<T>(item, self.pid)),
+            Ok(Err(e)) => cannot_decode::<T>(e, self.pid),
+            // Where that item ended is unknown: the items after it are lost with it.
+            Err(message) => TaskError::panic(format!(
+                "decoding the result of `{}` panicked: {message}",
+                T::NAME
+            ))
+            .with_task_name(T::NAME)
+            .with_worker_pid(self.pid),
+        };
+        self.lost = Some(error.clone());
+        Some(Err(error))
     }
-    Ok(outcomes)
 }
 
 /// PENDING → RUNNING on the worker's `Started`.
@@ -169,8 +222,8 @@ where
         start(&self.promise);
     }
     fn finish(self: Box<Self>, payload: &[u8], pid: u32, _ran: Duration) {
-        let outcome = decode::<T>(payload, 1, Vec::new(), pid).and_then(|outcomes| {
-            outcomes.into_iter().next().unwrap_or_else(|| {
+        let outcome = Decoder::<T, _>::new(payload, 1, Vec::new(), pid).and_then(|mut outcomes| {
+            outcomes.next().unwrap_or_else(|| {
                 Err(TaskError::msg("the worker answered with no outcome").with_worker_pid(pid))
             })
         });
@@ -203,7 +256,8 @@ where
     fn finish(self: Box<Self>, payload: &[u8], pid: u32, ran: Duration) {
         // Before the completion, which publishes it to whoever waits on the future.
         self.timer.record(ran);
-        let outcome = decode::<T>(payload, self.len, self.failed, pid);
+        let outcome = Decoder::<T, _>::new(payload.to_vec(), self.len, self.failed, pid)
+            .map(|decoder| LazyOutcomes::new(self.len, decoder));
         let _ = self.promise.complete(outcome);
     }
     fn fail(self: Box<Self>, error: TaskError) {

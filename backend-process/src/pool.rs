@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use executor_core::{
-    Batch, BrokenExecutor, BrokenKind, Executor, FutureHandle, Introspect, PoolStats, Promise,
-    RejectReason, RunTimer, Shutdown, ShutdownOptions, SubmitError, TaskError,
+    Batch, BrokenExecutor, BrokenKind, Executor, FutureHandle, Introspect, LazyOutcomes, PoolStats,
+    Promise, RejectReason, RunTimer, Shutdown, ShutdownOptions, SubmitError, TaskError,
 };
 use parking_lot::Mutex;
 use rustix::process::Signal;
@@ -545,6 +545,18 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
+/// The error of a task that cannot cross to a worker: its `Serialize` failed or panicked.
+fn unsendable<T: RemoteTask>(e: wire::EncodeError) -> TaskError
+where
+    T::Output: Serialize + DeserializeOwned,
+{
+    let message = format!("the task `{}` cannot be serialized: {e}", T::NAME);
+    match e {
+        wire::EncodeError::Failed(_) => TaskError::msg(message),
+        wire::EncodeError::Panicked(_) => TaskError::panic(message),
+    }
+}
+
 impl<T> Executor<T> for ProcessPoolExecutor
 where
     T: RemoteTask,
@@ -555,10 +567,7 @@ where
         let (promise, future) = Promise::for_task(&task);
         let (payload, _, failed) = wire::encode_items(std::slice::from_ref(&task));
         if let Some((_, e)) = failed.into_iter().next() {
-            let _ = promise.set_error(TaskError::msg(format!(
-                "the task `{}` cannot be serialized: {e}",
-                T::NAME
-            )));
+            let _ = promise.set_error(unsendable::<T>(e));
             return Ok(future);
         }
         let job = Box::new(Single::<T> {
@@ -590,17 +599,13 @@ where
         let (payload, count, failed) = wire::encode_items(&tasks);
         let failed: Vec<_> = failed
             .into_iter()
-            .map(|(index, e)| {
-                let error =
-                    TaskError::msg(format!("the task `{}` cannot be serialized: {e}", T::NAME))
-                        .with_task_name(T::NAME);
-                (index, error)
-            })
+            .map(|(index, e)| (index, unsendable::<T>(e).with_task_name(T::NAME)))
             .collect();
         if count == 0 {
             // Nothing to send (an empty chunk, or no item serializes).
-            let _ = promise.set_result(failed.into_iter().map(|(_, e)| Err(e)).collect());
-            return Ok(Batch::chunk(future, len));
+            let all = LazyOutcomes::new(len, failed.into_iter().map(|(_, e)| Err(e)));
+            let _ = promise.set_result(all);
+            return Ok(Batch::lazy_chunk(future, len));
         }
         let timer = RunTimer::new();
         let job = Box::new(Many::<T> {
@@ -615,7 +620,7 @@ where
             payload: payload.into(),
         };
         match self.submit_pending(queued) {
-            Ok(()) => Ok(Batch::chunk(future, len).timed(timer)),
+            Ok(()) => Ok(Batch::lazy_chunk(future, len).timed(timer)),
             Err((reason, job)) => {
                 job.cancel_or_fail(stopped_error());
                 Err(SubmitError::new(reason, tasks))

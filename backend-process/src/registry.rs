@@ -6,7 +6,7 @@ use executor_core::{Task, panic_message};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::wire::{Items, OutcomeWriter, WireError};
+use crate::wire::{self, EncodeError, Items, OutcomeWriter, WireError};
 use crate::worker;
 
 /// A task that can cross a process boundary: a serde [`Task`] with a stable name, whose output
@@ -123,11 +123,19 @@ where
     let count = items.count();
     let mut outcomes = OutcomeWriter::new(out, count);
     for index in 0..count {
-        let task: T = match items.next() {
+        let decoded = match wire::guard(|| items.next()) {
+            Ok(Ok(task)) => Ok(task),
+            Ok(Err(e)) => Err(cannot_decode(e)),
+            Err(message) => Err(WireError {
+                panic: true,
+                message: format!("decoding a `{}` panicked in the worker: {message}", T::NAME),
+                backtrace: worker::take_backtrace(),
+            }),
+        };
+        let task: T = match decoded {
             Ok(task) => task,
-            Err(e) => {
+            Err(error) => {
                 // The items after an undecodable one cannot be found: they fail with it.
-                let error = cannot_decode(e);
                 for _ in index..count {
                     outcomes.error(&error);
                 }
@@ -137,10 +145,16 @@ where
         match catch_unwind(AssertUnwindSafe(|| task.run())) {
             Ok(Ok(output)) => {
                 if let Err(e) = outcomes.value(&output) {
-                    outcomes.error(&WireError::msg(format!(
-                        "the result of `{}` cannot be serialized: {e}",
-                        T::NAME
-                    )));
+                    let panic = matches!(e, EncodeError::Panicked(_));
+                    outcomes.error(&WireError {
+                        panic,
+                        message: format!("the result of `{}` cannot be serialized: {e}", T::NAME),
+                        backtrace: if panic {
+                            worker::take_backtrace()
+                        } else {
+                            None
+                        },
+                    });
                 }
             }
             Ok(Err(e)) => outcomes.error(&WireError::msg(e.message().to_owned())),

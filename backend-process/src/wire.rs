@@ -16,8 +16,11 @@
 //! postcard's encoding of a `Vec`, so that one item that fails to encode or decode fails only its
 //! own slot (rule H4) while the chunk still costs one buffer each way.
 
+use std::fmt;
 use std::io::{self, Read, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use executor_core::panic_message;
 use postcard::ser_flavors::Flavor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -180,12 +183,52 @@ pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> pos
     postcard::serialize_with_flavor(value, Append(out)).inspect_err(|_| out.truncate(mark))
 }
 
+/// Why a value could not be encoded: its `Serialize` failed or panicked.
+#[derive(Debug)]
+pub(crate) enum EncodeError {
+    Failed(postcard::Error),
+    Panicked(String),
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::Failed(e) => e.fmt(f),
+            EncodeError::Panicked(message) => write!(f, "its `Serialize` panicked: {message}"),
+        }
+    }
+}
+
+/// Runs the user's serde code (a `Serialize` or `Deserialize` impl) with a panic caught: it fails
+/// one value, never the thread that happens to run it (a pool's reader, a worker).
+#[inline]
+pub(crate) fn guard<R>(serde: impl FnOnce() -> R) -> Result<R, String> {
+    catch_unwind(AssertUnwindSafe(serde)).map_err(|payload| panic_message(&*payload))
+}
+
+/// [`append`], with a panic in the value's `Serialize` caught (the user's code: it fails only
+/// this value, and `out` is left as it was).
+#[inline]
+pub(crate) fn append_guarded<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let mark = out.len();
+    match guard(|| append(value, out)) {
+        Ok(done) => done.map_err(EncodeError::Failed),
+        Err(message) => {
+            out.truncate(mark);
+            Err(EncodeError::Panicked(message))
+        }
+    }
+}
+
 /// Encodes a chunk of values as one postcard `Vec<T>`, item by item: the values that fail to
-/// serialize are left out and reported by index with their error, so that they fail only their
-/// own slot. Returns the payload and how many values it holds.
+/// serialize (an error or a panic) are left out and reported by index, so that they fail only
+/// their own slot. Returns the payload and how many values it holds.
 pub(crate) fn encode_items<T: Serialize>(
     items: &[T],
-) -> (Vec<u8>, usize, Vec<(usize, postcard::Error)>) {
+) -> (Vec<u8>, usize, Vec<(usize, EncodeError)>) {
     // Written for the common case, where every item serializes: the count first, then the
     // items, in one buffer sized from the first item; rewritten only if some item fails.
     let mut payload = Vec::new();
@@ -194,7 +237,7 @@ pub(crate) fn encode_items<T: Serialize>(
     let header = payload.len();
     let mut failed = Vec::new();
     for (index, item) in items.iter().enumerate() {
-        if let Err(e) = append(item, &mut payload) {
+        if let Err(e) = append_guarded(item, &mut payload) {
             failed.push((index, e));
         }
         if index == 0 {
@@ -212,6 +255,10 @@ pub(crate) fn encode_items<T: Serialize>(
     (payload, count, failed)
 }
 
+/// postcard's variant indices of `Result` (one-byte varints).
+const OK: u8 = 0;
+const ERR: u8 = 1;
+
 /// Writes a payload of outcomes, item by item, into a buffer: postcard's encoding of a
 /// `Vec<Result<O, WireError>>`, with an item whose value cannot be serialized replaced by its
 /// error.
@@ -227,9 +274,16 @@ impl<'a> OutcomeWriter<'a> {
         OutcomeWriter { out }
     }
 
-    /// Appends a value; on failure nothing is appended and the error comes back.
-    pub(crate) fn value<O: Serialize>(&mut self, value: &O) -> postcard::Result<()> {
-        append(&Ok::<&O, ()>(value), self.out)
+    /// Appends a value; on failure (an error or a panic in its `Serialize`) nothing is appended
+    /// and the error comes back.
+    #[inline]
+    pub(crate) fn value<O: Serialize>(&mut self, value: &O) -> Result<(), EncodeError> {
+        // postcard's `Ok(value)`: the variant index (a one-byte varint), then the value; written
+        // by hand because serde's generic `Result` impl does not inline.
+        self.out.push(OK);
+        append_guarded(value, self.out).inspect_err(|_| {
+            self.out.pop();
+        })
     }
 
     /// Appends a failure.
@@ -261,16 +315,48 @@ impl<'a> Items<'a> {
         })
     }
 
+    /// Reads on from `rest`, which holds `count` more items.
+    #[inline]
+    pub(crate) fn resume(rest: &'a [u8], count: usize) -> Self {
+        Items { rest, count }
+    }
+
+    /// What is left to read.
+    #[inline]
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+
     /// How many items the payload says it holds.
     pub(crate) fn count(&self) -> usize {
         self.count
     }
 
     /// The next item.
+    #[inline]
     pub(crate) fn next<T: DeserializeOwned>(&mut self) -> postcard::Result<T> {
         let (item, rest) = postcard::take_from_bytes::<T>(self.rest)?;
         self.rest = rest;
         Ok(item)
+    }
+
+    /// The next item of a payload of outcomes: postcard's `Result<O, WireError>`, read by hand
+    /// (serde's generic `Result` impl does not inline, and this runs once per item).
+    #[inline]
+    pub(crate) fn next_outcome<O: DeserializeOwned>(
+        &mut self,
+    ) -> postcard::Result<Result<O, WireError>> {
+        match self.rest.split_first() {
+            Some((&OK, rest)) => {
+                self.rest = rest;
+                self.next().map(Ok)
+            }
+            Some((&ERR, rest)) => {
+                self.rest = rest;
+                self.next().map(Err)
+            }
+            _ => Err(postcard::Error::DeserializeBadEnum),
+        }
     }
 }
 
@@ -294,6 +380,20 @@ mod tests {
         let back: Vec<Result<String, WireError>> = postcard::from_bytes(&buf).unwrap();
         assert_eq!(back[0].as_deref().unwrap(), "a");
         assert_eq!(back[1].as_ref().unwrap_err().message, "no");
+        let mut outcomes = Items::new(&buf).unwrap();
+        assert_eq!(outcomes.next_outcome::<String>().unwrap().unwrap(), "a");
+        assert_eq!(
+            outcomes
+                .next_outcome::<String>()
+                .unwrap()
+                .unwrap_err()
+                .message,
+            "no"
+        );
+        assert!(
+            outcomes.next_outcome::<String>().is_err(),
+            "read past the end"
+        );
 
         let mut items = Items::new(&payload).unwrap();
         assert_eq!(items.count(), 3);

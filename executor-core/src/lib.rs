@@ -224,7 +224,7 @@ pub use executor::{
     ShutdownOptions,
 };
 pub use handle::{FutureHandle, Outcome, OutcomeRef};
-pub use map::{Batch, MapIter};
+pub use map::{Batch, LazyOutcomes, MapIter};
 pub use promise::{Promise, Revoker};
 pub use state::State;
 pub use task::{Chunk, Fallible, RunTimer, Task, TaskId, TaskInfo, fallible};

@@ -39,8 +39,89 @@ enum Repr<O> {
         /// How long the chunk ran, if whoever runs it says.
         timer: Option<RunTimer>,
     },
+    /// One future whose value yields every item's outcome, in order, as it is read.
+    Lazy {
+        future: FutureHandle<LazyOutcomes<O>>,
+        len: usize,
+        timer: Option<RunTimer>,
+    },
     /// One future per item; an item the executor refused holds the reason.
     Items(Vec<Result<FutureHandle<O>, RejectReason>>),
+}
+
+/// A chunk's outcomes, produced one at a time as `map` reads them: what a backend that receives
+/// a chunk's results encoded (a process pool) completes a [`Batch::lazy_chunk`]'s future with,
+/// so that each item is decoded by the reader, when it is read, instead of being unpacked into
+/// a `Vec` first. Always yields exactly `len` outcomes: if the source ends early, the missing
+/// items fail (nothing is silently lost, rule H6); extra ones are dropped.
+///
+/// ```
+/// use executor_core::{LazyOutcomes, TaskError};
+///
+/// let outcomes = LazyOutcomes::new(3, vec![Ok(1u8), Ok(2)].into_iter());
+/// let all: Vec<Result<u8, TaskError>> = outcomes.collect();
+/// assert_eq!(all.len(), 3);
+/// assert_eq!(all[1].as_ref().unwrap(), &2);
+/// assert!(all[2].as_ref().unwrap_err().message().contains("2 of 3"));
+/// ```
+pub struct LazyOutcomes<O> {
+    source: Box<dyn Iterator<Item = Result<O, TaskError>> + Send + Sync>,
+    len: usize,
+    given: usize,
+}
+
+impl<O> LazyOutcomes<O> {
+    /// `len` outcomes from `source`.
+    ///
+    /// ```
+    /// let o = executor_core::LazyOutcomes::new(1, std::iter::once(Ok::<_, executor_core::TaskError>(5)));
+    /// assert_eq!(o.len(), 1);
+    /// ```
+    pub fn new<I>(len: usize, source: I) -> Self
+    where
+        I: Iterator<Item = Result<O, TaskError>> + Send + Sync + 'static,
+    {
+        LazyOutcomes {
+            source: Box::new(source),
+            len,
+            given: 0,
+        }
+    }
+}
+
+impl<O> Iterator for LazyOutcomes<O> {
+    type Item = Result<O, TaskError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.given == self.len {
+            return None;
+        }
+        self.given += 1;
+        Some(self.source.next().unwrap_or_else(|| {
+            Err(TaskError::msg(format!(
+                "the chunk's outcomes ended after {} of {} items",
+                self.given - 1,
+                self.len
+            )))
+        }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.len - self.given;
+        (left, Some(left))
+    }
+}
+
+impl<O> ExactSizeIterator for LazyOutcomes<O> {}
+
+impl<O> fmt::Debug for LazyOutcomes<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyOutcomes")
+            .field("len", &self.len)
+            .field("given", &self.given)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<O> Batch<O> {
@@ -81,6 +162,13 @@ impl<O> Batch<O> {
                     timer: Some(timer),
                 },
             },
+            Repr::Lazy { future, len, .. } => Batch {
+                repr: Repr::Lazy {
+                    future,
+                    len,
+                    timer: Some(timer),
+                },
+            },
             items @ Repr::Items(_) => Batch { repr: items },
         }
     }
@@ -88,8 +176,28 @@ impl<O> Batch<O> {
     /// How long the chunk ran, if known.
     fn run_time(&self) -> Option<Duration> {
         match &self.repr {
-            Repr::Chunk { timer, .. } => timer.as_ref().and_then(RunTimer::get),
+            Repr::Chunk { timer, .. } | Repr::Lazy { timer, .. } => {
+                timer.as_ref().and_then(RunTimer::get)
+            }
             Repr::Items(_) => None,
+        }
+    }
+
+    /// A chunk of `len` items submitted as one unit whose future yields the outcomes lazily (see
+    /// [`LazyOutcomes`]).
+    ///
+    /// ```
+    /// # use executor_core::{Batch, LazyOutcomes, Promise};
+    /// let (_p, f) = Promise::<LazyOutcomes<u8>>::new();
+    /// assert_eq!(Batch::lazy_chunk(f, 4).len(), 4);
+    /// ```
+    pub fn lazy_chunk(future: FutureHandle<LazyOutcomes<O>>, len: usize) -> Self {
+        Batch {
+            repr: Repr::Lazy {
+                future,
+                len,
+                timer: None,
+            },
         }
     }
 
@@ -141,7 +249,7 @@ impl<O> Batch<O> {
     /// ```
     pub fn len(&self) -> usize {
         match &self.repr {
-            Repr::Chunk { len, .. } => *len,
+            Repr::Chunk { len, .. } | Repr::Lazy { len, .. } => *len,
             Repr::Items(items) => items.len(),
         }
     }
@@ -161,6 +269,9 @@ impl<O> Batch<O> {
             Repr::Chunk { future, .. } => {
                 future.cancel();
             }
+            Repr::Lazy { future, .. } => {
+                future.cancel();
+            }
             Repr::Items(items) => {
                 for future in items.iter().flatten() {
                     future.cancel();
@@ -174,6 +285,7 @@ impl<O> Batch<O> {
     fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, WaitError> {
         match &self.repr {
             Repr::Chunk { future, .. } => future.wait_until(deadline),
+            Repr::Lazy { future, .. } => future.wait_until(deadline),
             Repr::Items(items) => {
                 for future in items.iter().flatten() {
                     if !future.wait_until(deadline)? {
@@ -195,6 +307,13 @@ impl<O> Batch<O> {
                     *len
                 }
             }
+            Repr::Lazy { future, len, .. } => {
+                if future.done() {
+                    0
+                } else {
+                    *len
+                }
+            }
             Repr::Items(items) => items.iter().flatten().filter(|f| !f.done()).count(),
         }
     }
@@ -204,6 +323,10 @@ impl<O> Batch<O> {
         match self.repr {
             Repr::Chunk { future, len, .. } => match future.into_result() {
                 Ok(items) => Outcomes::Chunk(items.into_iter()),
+                Err(e) => Outcomes::Same(e, len),
+            },
+            Repr::Lazy { future, len, .. } => match future.into_result() {
+                Ok(items) => Outcomes::Lazy(items),
                 Err(e) => Outcomes::Same(e, len),
             },
             Repr::Items(items) => Outcomes::Items(items.into_iter()),
@@ -220,6 +343,12 @@ impl<O> fmt::Debug for Batch<O> {
                 .field("len", len)
                 .field("run_time", &timer.as_ref().and_then(RunTimer::get))
                 .finish(),
+            Repr::Lazy { future, len, timer } => f
+                .debug_struct("Batch::Lazy")
+                .field("future", future)
+                .field("len", len)
+                .field("run_time", &timer.as_ref().and_then(RunTimer::get))
+                .finish(),
             Repr::Items(items) => f
                 .debug_struct("Batch::Items")
                 .field("items", items)
@@ -231,6 +360,7 @@ impl<O> fmt::Debug for Batch<O> {
 /// The outcomes of one batch, converted to map items one at a time as they are read.
 enum Outcomes<O> {
     Chunk(std::vec::IntoIter<Result<O, TaskError>>),
+    Lazy(LazyOutcomes<O>),
     Items(std::vec::IntoIter<Result<FutureHandle<O>, RejectReason>>),
     /// The same error for every item (a refused or cancelled chunk, a deadlock).
     Same(ResultError, usize),
@@ -258,6 +388,9 @@ impl<O> Iterator for Outcomes<O> {
             Outcomes::Chunk(items) => {
                 items.fold(init, |acc, r| f(acc, r.map_err(ResultError::Failed)))
             }
+            Outcomes::Lazy(items) => {
+                items.fold(init, |acc, r| f(acc, r.map_err(ResultError::Failed)))
+            }
             other => {
                 let mut acc = init;
                 for item in other.by_ref_items() {
@@ -271,6 +404,7 @@ impl<O> Iterator for Outcomes<O> {
     fn next(&mut self) -> Option<Self::Item> {
         match self {
             Outcomes::Chunk(items) => items.next().map(|r| r.map_err(ResultError::Failed)),
+            Outcomes::Lazy(items) => items.next().map(|r| r.map_err(ResultError::Failed)),
             Outcomes::Items(items) => items.next().map(|item| match item {
                 Ok(future) => future.into_result(),
                 Err(reason) => Err(ResultError::Rejected(reason)),
@@ -357,15 +491,26 @@ impl<'a, O> MapIter<'a, O> {
         let known_len = tasks.size_hint().0;
         let chunksize = Rc::new(Cell::new(options.get_chunksize()));
         let size = Rc::clone(&chunksize);
+        // Once the executor refuses a chunk (shut down, broken), every later chunk would be
+        // refused too: the rest of the input is still read, so that each item gets its error
+        // (nothing is silently dropped, rule H6), but not submitted.
+        let mut refused: Option<RejectReason> = None;
         let source = std::iter::from_fn(move || {
             let chunk: Vec<T> = tasks.by_ref().take(size.get()).collect();
             if chunk.is_empty() {
                 return None;
             }
             let len = chunk.len();
+            if let Some(reason) = &refused {
+                return Some(Unit::Rejected(reason.clone(), len));
+            }
             Some(match executor.submit_batch(chunk) {
                 Ok(batch) => Unit::Submitted(batch),
-                Err(e) => Unit::Rejected(e.into_parts().0, len),
+                Err(e) => {
+                    let reason = e.into_parts().0;
+                    refused = Some(reason.clone());
+                    Unit::Rejected(reason, len)
+                }
             })
         });
         let mut iter = MapIter {
@@ -382,13 +527,22 @@ impl<'a, O> MapIter<'a, O> {
         let first = options.get_buffersize().unwrap_or(usize::MAX);
         let mut pulled = 0;
         if options.is_auto_chunksize() {
+            iter.chunksize.set(1);
+        }
+        let sent = Instant::now();
+        // An executor that refuses the first chunk refuses the map.
+        if iter.pull() {
+            pulled += 1;
+            if let Some(Unit::Rejected(reason, _)) = iter.queue.front() {
+                return Err(MapError::Rejected(reason.clone()));
+            }
+        }
+        if options.is_auto_chunksize() {
             let workers = executor
                 .parallelism()
                 .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
                 .unwrap_or(1)
                 .max(1);
-            iter.chunksize.set(1);
-            let sent = Instant::now();
             while pulled < workers.min(first) && iter.pull() {
                 pulled += 1;
             }
@@ -403,9 +557,6 @@ impl<'a, O> MapIter<'a, O> {
                 break;
             }
         }
-        if let Some(Unit::Rejected(reason, _)) = iter.queue.front() {
-            return Err(MapError::Rejected(reason.clone()));
-        }
         Ok(iter)
     }
 
@@ -415,10 +566,8 @@ impl<'a, O> MapIter<'a, O> {
             self.source = None;
             return false;
         };
-        match &unit {
-            Unit::Submitted(batch) => self.submitted += batch.len(),
-            // The executor is shut down or broken: every later chunk would be refused too.
-            Unit::Rejected(_, _) => self.source = None,
+        if let Unit::Submitted(batch) = &unit {
+            self.submitted += batch.len();
         }
         self.queue.push_back(unit);
         true
@@ -605,7 +754,72 @@ fn auto_chunksize(per_item: Duration, remaining: usize, workers: usize) -> usize
 #[cfg(test)]
 mod tests {
     use super::auto_chunksize;
+    use crate::{
+        Executor, FutureHandle, MapError, MapOptions, Promise, RejectReason, ResultError, Shutdown,
+        ShutdownOptions, SubmitError, Task,
+    };
+    use std::cell::Cell;
     use std::time::Duration;
+
+    /// Runs the first `left` tasks inline, then refuses every task as shut down.
+    struct Refusing {
+        left: Cell<usize>,
+    }
+
+    impl Shutdown for Refusing {
+        fn shutdown(&self, _: ShutdownOptions) {}
+    }
+
+    impl<T: Task> Executor<T> for Refusing {
+        fn submit(&self, task: T) -> Result<FutureHandle<T::Output>, SubmitError<T>> {
+            if self.left.get() == 0 {
+                return Err(SubmitError::new(RejectReason::Shutdown, task));
+            }
+            self.left.set(self.left.get() - 1);
+            let (promise, future) = Promise::for_task(&task);
+            promise.run(task);
+            Ok(future)
+        }
+    }
+
+    /// H6: an executor that starts refusing while `map` submits still gives one result per input
+    /// item (the refused ones as `Rejected`), eagerly and lazily; refusing the first chunk
+    /// refuses the map.
+    #[test]
+    fn a_refusal_mid_map_loses_no_item() {
+        for options in [
+            MapOptions::new().chunksize(2),
+            MapOptions::new().chunksize(2).buffersize(1),
+            MapOptions::new().auto_chunksize(),
+        ] {
+            let pool = Refusing { left: Cell::new(3) };
+            let results: Vec<_> = pool
+                .map((0..10u32).map(|n| move || n), options)
+                .unwrap()
+                .collect();
+            assert_eq!(results.len(), 10, "{options:?}");
+            let ok: Vec<u32> = results
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .copied()
+                .collect();
+            assert_eq!(ok, [0, 1, 2], "{options:?}");
+            assert!(
+                results[3..]
+                    .iter()
+                    .all(|r| matches!(r, Err(ResultError::Rejected(RejectReason::Shutdown)))),
+                "{options:?}: {results:?}"
+            );
+        }
+        let pool = Refusing { left: Cell::new(0) };
+        let e = pool
+            .map((0..10u32).map(|n| move || n), MapOptions::new())
+            .unwrap_err();
+        assert!(
+            matches!(e, MapError::Rejected(RejectReason::Shutdown)),
+            "{e}"
+        );
+    }
 
     #[test]
     fn auto_chunksize_aims_at_the_target_within_the_spread() {

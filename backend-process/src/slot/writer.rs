@@ -11,7 +11,7 @@ use super::{POOL_THREAD, Progress, Slot, enter, mark_written, reader, write_requ
 use crate::OnWorkerDeath;
 use crate::job::Queued;
 use crate::pool::{Inner, Phase, describe_exit};
-use crate::wire::{self, Items, ToParent, ToWorker, WireError};
+use crate::wire::{self, Items, ToParent, ToWorker};
 use crate::worker::{TEST_ENTRY, WORKER_ENV};
 
 /// What a slot's writer does next.
@@ -357,8 +357,7 @@ fn handshake(
         match wire::split::<ToParent>(&frame) {
             Ok((ToParent::Started { .. }, _)) => continue,
             Ok((ToParent::Response { id: answered, .. }, payload)) if answered == id => {
-                let outcome =
-                    Items::new(payload).and_then(|mut items| items.next::<Result<(), WireError>>());
+                let outcome = Items::new(payload).and_then(|mut items| items.next_outcome::<()>());
                 return match outcome {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(NotReady::Initializer(e.message)),

@@ -294,7 +294,11 @@ where
         .auto_chunksize()
         .timeout(Duration::from_millis(50));
     let mut results = pool.map(tasks, options).unwrap();
-    assert_eq!(results.chunksize(), 1, "nothing was measured, yet it chunked");
+    assert_eq!(
+        results.chunksize(),
+        1,
+        "nothing was measured, yet it chunked"
+    );
     let e = results.next().unwrap().unwrap_err();
     assert!(
         matches!(e, ResultError::Timeout(_)),
