@@ -3,8 +3,8 @@
 //! - `round_trip`: submit one no-op task to a worker process and wait for its result, against
 //!   `procspawn`'s pool;
 //! - `map_primes_200k`: `is_prime` over the 200,000 integers from 1,000,000 at chunksize 1, 16,
-//!   256 and 4096, against rayon's `par_iter` on the same work (threads: the floor a process pool
-//!   can approach).
+//!   256 and 4096, and with the automatic chunk size, against rayon's `par_iter` on the same work
+//!   (threads: the floor a process pool can approach).
 //!
 //! Every pool has as many workers as the machine has cores and is built (and warmed) outside the
 //! timed code.
@@ -126,6 +126,18 @@ fn map_primes(c: &mut Criterion) {
             },
         );
     }
+
+    group.bench_function("backend-process map/auto", |b| {
+        b.iter(|| {
+            pool.map(
+                (FROM..FROM + COUNT).map(IsPrime),
+                MapOptions::new().auto_chunksize(),
+            )
+            .unwrap()
+            .filter(|r| *r.as_ref().unwrap())
+            .count()
+        })
+    });
 
     let rayon = rayon::ThreadPoolBuilder::new()
         .num_threads(cores())

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scenarios::{Digest, Fault, Item, Output, Point, RunEnv, Workload};
+use scenarios::{Chunking, Digest, Fault, Item, Output, Point, RunEnv, Workload};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -129,16 +129,23 @@ impl Python {
     /// says where the blobs are: the loopback blob server (`io-fanout`), or the container the
     /// set-up filled (`azure-blobs`: each task GETs one blob's SAS URL with urllib).
     ///
+    /// CPython has no automatic chunk size: a [`Chunking::Auto`] point is an error where the
+    /// chunk size matters (`ProcessPoolExecutor.map`), and runs with the default of 1 where it
+    /// is ignored (`ThreadPoolExecutor`, and the workloads run with `submit`).
+    ///
     /// ```
-    /// use scenarios::{Point, RunEnv, Workload, Output};
+    /// use scenarios::{Chunking, Point, RunEnv, Workload, Output};
     /// use bench_harness::{Python, PythonExecutor};
     /// if let Ok(python) = Python::find() {
-    ///     let point = Point { max_workers: 2, chunksize: 1, buffersize: None };
+    ///     let point = Point { max_workers: 2, chunksize: Chunking::Fixed(1), buffersize: None };
     ///     let w = Workload::Primes { numbers: vec![7, 8] };
     ///     let env = RunEnv::new(None);
     ///     let run = python.run(&w, PythonExecutor::Threads, &point, 0, 1, 60.0, &env).unwrap();
     ///     assert_eq!(run.times.len(), 1);
     ///     assert_eq!(run.items, vec![Ok(Output::Bool(true)), Ok(Output::Bool(false))]);
+    ///     let auto = Point { chunksize: Chunking::Auto, ..point };
+    ///     let e = python.run(&w, PythonExecutor::Process, &auto, 0, 1, 60.0, &env).unwrap_err();
+    ///     assert!(e.contains("no automatic chunk size"), "{e}");
     /// }
     /// ```
     #[allow(clippy::too_many_arguments)]
@@ -152,6 +159,17 @@ impl Python {
         timeout_s: f64,
         env: &RunEnv,
     ) -> Result<PythonRun, String> {
+        let chunksize = match point.chunksize {
+            Chunking::Fixed(n) => n,
+            Chunking::Auto if executor == PythonExecutor::Process && python_uses_map(workload) => {
+                return Err(
+                    "CPython's ProcessPoolExecutor.map has no automatic chunk size (`auto`)"
+                        .to_string(),
+                );
+            }
+            // Ignored here (ThreadPoolExecutor.map, or submit per task): Python's default.
+            Chunking::Auto => 1,
+        };
         let azure_urls: Option<Vec<String>> = env
             .azure()
             .filter(|_| matches!(workload, Workload::AzureBlobs { .. }))
@@ -160,7 +178,7 @@ impl Python {
             "workload": workload_json(workload),
             "executor": executor.name(),
             "max_workers": point.max_workers,
-            "chunksize": point.chunksize,
+            "chunksize": chunksize,
             "buffersize": point.buffersize,
             "warmup": warmup,
             "repeats": repeats,

@@ -1,10 +1,55 @@
 //! One measured row: a scenario on one backend at one point of its matrix.
 
+use std::fmt;
+
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 // A row whose runs never finished has no times: NaN, which JSON writes as `null`.
 fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+// The fixed chunk size: a number, or none (`null` in JSON, an empty cell in CSV). The CSV
+// writes `auto` in the chunksize column of an automatic row (`chunksize_auto` says so too),
+// which is no fixed size either.
+fn fixed_chunksize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    struct Cell;
+    impl<'de> Visitor<'de> for Cell {
+        type Value = Option<usize>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a chunk size (an integer), `auto` or nothing")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Option<usize>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Option<usize>, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+            d.deserialize_any(Cell)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<usize>, E> {
+            usize::try_from(v)
+                .map(Some)
+                .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<usize>, E> {
+            usize::try_from(v)
+                .map(Some)
+                .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+            match v {
+                "auto" | "" => Ok(None),
+                _ => v
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self)),
+            }
+        }
+    }
+    d.deserialize_option(Cell)
 }
 
 /// One row of results: what ran, how long it took, and whether its results were right.
@@ -28,7 +73,9 @@ pub struct Record {
     pub backend: String,
     /// The pool size; `None` for the serial baseline.
     pub max_workers: Option<usize>,
-    /// `map`'s chunk size; `None` where the workload does not use `map`, or for serial.
+    /// `map`'s fixed chunk size; `None` where the workload does not use `map`, for serial, and
+    /// where `map` chose it ([`chunksize_auto`](Record::chunksize_auto)).
+    #[serde(default, deserialize_with = "fixed_chunksize")]
     pub chunksize: Option<usize>,
     /// `map`'s buffer size; `None` when unbounded.
     pub buffersize: Option<usize>,
@@ -64,6 +111,16 @@ pub struct Record {
     pub failed_tasks: usize,
     /// `"ok"`, or what did not match the scenario's expectations.
     pub check: String,
+    /// `map` chose the chunk size from measured task cost (the matrix said `auto`); then
+    /// [`chunksize`](Record::chunksize) is `None` and the choice is in
+    /// [`chunksize_chosen`](Record::chunksize_chosen). `false` in files written before `auto`.
+    #[serde(default)]
+    pub chunksize_auto: bool,
+    /// The chunk size `map` chose, for an automatic row: the median of its timed runs' choices
+    /// (the lower middle one for an even count). `None` for fixed rows and where no timed run
+    /// finished.
+    #[serde(default)]
+    pub chunksize_chosen: Option<usize>,
 }
 
 impl Record {
@@ -79,24 +136,51 @@ impl Record {
         self.check == "ok"
     }
 
-    /// The key that identifies "the same measurement" across two runs (for `compare`).
+    /// The key that identifies "the same measurement" across two runs (for `compare`). An
+    /// automatic chunk size is `chunksize=auto`, whatever size `map` chose, so automatic rows
+    /// of two runs match each other and never a fixed row.
     ///
     /// ```
     /// let r = bench_harness::Record::example();
     /// assert_eq!(r.key(), "primes / threads / workers=2 / chunksize=1 / buffersize=-");
+    /// let auto = bench_harness::Record { chunksize: None, chunksize_auto: true, chunksize_chosen: Some(1250), ..r };
+    /// assert_eq!(auto.key(), "primes / threads / workers=2 / chunksize=auto / buffersize=-");
     /// ```
     pub fn key(&self) -> String {
         fn opt(v: Option<usize>) -> String {
             v.map_or_else(|| "-".to_string(), |v| v.to_string())
         }
+        let chunksize = if self.chunksize_auto {
+            "auto".to_string()
+        } else {
+            opt(self.chunksize)
+        };
         format!(
-            "{} / {} / workers={} / chunksize={} / buffersize={}",
+            "{} / {} / workers={} / chunksize={chunksize} / buffersize={}",
             self.scenario,
             self.backend,
             opt(self.max_workers),
-            opt(self.chunksize),
             opt(self.buffersize)
         )
+    }
+
+    /// The chunk size as the reports show it: the fixed size, `auto (N)` where `map` chose N
+    /// (`auto` alone if no timed run finished), `-` where there is none.
+    ///
+    /// ```
+    /// use bench_harness::Record;
+    /// assert_eq!(Record::example().chunk_label(), "1");
+    /// let auto = Record { chunksize: None, chunksize_auto: true, chunksize_chosen: Some(1250), ..Record::example() };
+    /// assert_eq!(auto.chunk_label(), "auto (1250)");
+    /// assert_eq!(Record { chunksize: None, ..Record::example() }.chunk_label(), "-");
+    /// ```
+    pub fn chunk_label(&self) -> String {
+        match (self.chunksize_auto, self.chunksize_chosen, self.chunksize) {
+            (true, Some(chosen), _) => format!("auto ({chosen})"),
+            (true, None, _) => "auto".to_string(),
+            (false, _, Some(c)) => c.to_string(),
+            (false, _, None) => "-".to_string(),
+        }
     }
 
     /// A plausible row, for examples and tests.
@@ -124,6 +208,8 @@ impl Record {
             vs_cpython: Some(4.2),
             failed_tasks: 0,
             check: "ok".into(),
+            chunksize_auto: false,
+            chunksize_chosen: None,
         }
     }
 }

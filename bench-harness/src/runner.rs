@@ -10,7 +10,7 @@ use backend_process::ProcessPoolExecutor;
 use backend_threads::ThreadPoolExecutor;
 use executor_core::{Shutdown, ShutdownOptions};
 use indicatif::{ProgressBar, ProgressStyle};
-use scenarios::{Backend, Item, Point, RunEnv, RunError, Scenario, Tally, Workload};
+use scenarios::{Backend, Chunking, Point, RunEnv, RunError, RunOutput, Scenario, Tally, Workload};
 
 use crate::Record;
 use crate::azurite::AzureSetup;
@@ -124,7 +124,7 @@ pub fn rows(scenario: &Scenario, options: &RunOptions) -> usize {
 
 /// The matrix points a backend runs: one for serial; where chunksize does not apply (CPython's
 /// thread pool ignores it; CPython rows run with `submit` have none), one per distinct pool size
-/// and buffer size.
+/// and buffer size; on CPython's process pool, none with `auto`.
 fn points_of(scenario: &Scenario, backend: Backend) -> Vec<Option<Point>> {
     if backend == Backend::Serial {
         return vec![None];
@@ -133,6 +133,12 @@ fn points_of(scenario: &Scenario, backend: Backend) -> Vec<Option<Point>> {
     // CPython's ThreadPoolExecutor ignores chunksize, and rows run with submit have none.
     let chunksize_applies =
         backend == Backend::CpythonProcess && python_uses_map(&scenario.workload);
+    if chunksize_applies {
+        // CPython's map has no automatic chunk size (its `chunksize` is a number, default 1),
+        // so there is nothing to run for `auto`: the Rust auto rows are compared with
+        // CPython's chunksize 1 instead (see `vs_cpython` in `run`).
+        points.retain(|p| !p.chunksize.is_auto());
+    }
     if backend.is_cpython() && !chunksize_applies {
         let mut seen = Vec::new();
         points.retain(|p| {
@@ -296,6 +302,9 @@ pub fn run(
                     }
                 } else if *backend != Backend::Serial && record.median_s.is_finite() {
                     let workers = record.max_workers.unwrap_or(1);
+                    // The same chunk size, else a row without one (ThreadPoolExecutor, submit),
+                    // else CPython's default of 1 (an `auto` row has no fixed size: it meets
+                    // CPython as Python users run it, with the default).
                     let python = [record.chunksize, None, Some(1)]
                         .iter()
                         .find_map(|c| python_medians.get(&(executor, workers, *c)));
@@ -346,9 +355,12 @@ impl Executor {
         point: &Point,
         timeout: Duration,
         env: &RunEnv,
-    ) -> Result<Vec<Item>, RunError> {
+    ) -> Result<RunOutput, RunError> {
         match self {
-            Executor::Serial => scenarios::run_serial(workload, env),
+            Executor::Serial => scenarios::run_serial(workload, env).map(|items| RunOutput {
+                items,
+                chunksize: None,
+            }),
             Executor::Threads(p) => scenarios::run_on(p, workload, point, timeout, env),
             Executor::Process(p) => scenarios::run_on(p, workload, point, timeout, env),
             Executor::Async(p) => scenarios::run_async(p, workload, point, timeout, env),
@@ -364,6 +376,12 @@ impl Executor {
             Executor::Async(p) => p.shutdown(options),
         }
     }
+}
+
+/// The middle value (the lower of the two middle ones for an even count); `None` if empty.
+fn lower_median(values: &mut [usize]) -> Option<usize> {
+    values.sort_unstable();
+    values.get(values.len().saturating_sub(1) / 2).copied()
 }
 
 fn median(sorted: &[f64]) -> f64 {
@@ -407,7 +425,7 @@ fn measure(
     let workers = point.map_or(1, |p| p.max_workers);
     let run_point = point.unwrap_or(Point {
         max_workers: 1,
-        chunksize: 1,
+        chunksize: Chunking::Fixed(1),
         buffersize: None,
     });
     let submits_one_by_one = matches!(scenario.workload, Workload::Noop { .. })
@@ -424,17 +442,24 @@ fn measure(
     };
     let timeout = Duration::from_secs_f64(scenario.timeout_s);
     let mut times = Vec::with_capacity(scenario.repeats);
+    // The chunk size `map` used in each timed run (with `auto`, what it chose that time).
+    let mut chosen = Vec::with_capacity(scenario.repeats);
     let mut problem = None;
     for i in 0..scenario.warmup + scenario.repeats {
         let start = Instant::now();
-        let items = executor.run(&scenario.workload, &run_point, timeout, env);
+        let output = executor.run(&scenario.workload, &run_point, timeout, env);
         let elapsed = start.elapsed().as_secs_f64();
         bar.inc(1);
         if i >= scenario.warmup {
             times.push(elapsed);
         }
-        let items = match items {
-            Ok(items) => items,
+        let items = match output {
+            Ok(RunOutput { items, chunksize }) => {
+                if i >= scenario.warmup {
+                    chosen.extend(chunksize);
+                }
+                items
+            }
             Err(e) => {
                 problem = Some(e.to_string());
                 break;
@@ -451,6 +476,9 @@ fn measure(
     executor.shutdown();
     if let Some(p) = problem {
         record.check = p;
+    }
+    if record.chunksize_auto {
+        record.chunksize_chosen = lower_median(&mut chosen);
     }
     finish_record(
         &mut record,
@@ -469,13 +497,16 @@ fn blank_record(
     point: Option<Point>,
     uses_map: bool,
 ) -> Record {
+    let mapped = point.filter(|_| uses_map);
     Record {
         scenario: scenario.name.clone(),
         workload: scenario.workload.kind().to_string(),
         backend: backend.name().to_string(),
         max_workers: point.map(|p| p.max_workers),
-        chunksize: point.filter(|_| uses_map).map(|p| p.chunksize),
-        buffersize: point.filter(|_| uses_map).and_then(|p| p.buffersize),
+        chunksize: mapped.and_then(|p| p.chunksize.fixed()),
+        chunksize_auto: mapped.is_some_and(|p| p.chunksize.is_auto()),
+        chunksize_chosen: None,
+        buffersize: mapped.and_then(|p| p.buffersize),
         tasks: scenario.workload.tasks(),
         repeats: 0,
         median_s: f64::NAN,

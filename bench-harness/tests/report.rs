@@ -37,6 +37,24 @@ fn row(
         vs_cpython: None,
         failed_tasks: 0,
         check: "ok".into(),
+        chunksize_auto: false,
+        chunksize_chosen: None,
+    }
+}
+
+/// [`row`] whose chunk size `map` chose (`chosen`; `None`: no timed run finished).
+fn auto_row(
+    scenario: &str,
+    backend: &str,
+    workers: usize,
+    chosen: Option<usize>,
+    median_s: f64,
+    serial_s: f64,
+) -> Record {
+    Record {
+        chunksize_auto: true,
+        chunksize_chosen: chosen,
+        ..row(scenario, backend, Some(workers), None, median_s, serial_s)
     }
 }
 
@@ -207,6 +225,8 @@ fn csv_has_the_header_at_once_and_parses_back() {
             "vs_cpython",
             "failed_tasks",
             "check",
+            "chunksize_auto",
+            "chunksize_chosen",
         ]
     );
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -700,4 +720,264 @@ fn human_durations() {
     assert_eq!(report::human_duration(0.0456), "45.6 ms");
     assert_eq!(report::human_duration(0.000_789), "789 µs");
     assert_eq!(report::human_duration(8.5e-7), "850 ns");
+}
+
+/// `sample()` with `auto` rows in the noop-map chunksize sweep: threads chose 1250 (outside
+/// the fixed sizes), process chose 64 (on one), async never finished a timed run.
+fn sample_with_auto() -> Vec<Record> {
+    let mut rows = sample();
+    let at = rows.iter().rposition(|r| r.scenario == "noop-map").unwrap() + 1;
+    let auto = [
+        auto_row("noop-map", "threads", 4, Some(1250), 0.0011, 0.000_85),
+        auto_row("noop-map", "process", 4, Some(64), 0.0151, 0.000_85),
+        Record {
+            check: "map timed out".into(),
+            ..auto_row("noop-map", "async", 4, None, 0.02, 0.000_85)
+        },
+    ];
+    rows.splice(at..at, auto);
+    rows
+}
+
+#[test]
+fn auto_rows_key_as_auto_and_label_the_chosen_size() {
+    let r = auto_row("noop-map", "threads", 4, Some(1250), 0.0011, 0.000_85);
+    assert_eq!(
+        r.key(),
+        "noop-map / threads / workers=4 / chunksize=auto / buffersize=-"
+    );
+    assert_eq!(r.chunk_label(), "auto (1250)");
+    let unfinished = auto_row("noop-map", "async", 4, None, 0.02, 0.000_85);
+    assert_eq!(unfinished.chunk_label(), "auto");
+    assert!(unfinished.key().contains("chunksize=auto"));
+    // A fixed row keeps its key and label exactly as before `auto` existed.
+    let fixed = row("noop-map", "threads", Some(4), Some(16), 0.003, 0.000_85);
+    assert_eq!(
+        fixed.key(),
+        "noop-map / threads / workers=4 / chunksize=16 / buffersize=-"
+    );
+    assert_eq!(fixed.chunk_label(), "16");
+}
+
+#[test]
+fn auto_rows_show_auto_and_the_chosen_size_in_table_and_markdown() {
+    let rows = sample_with_auto();
+    let table = report::table(&rows);
+    let line = |needle: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} missing from\n{table}"))
+            .to_string()
+    };
+    assert!(line("auto (1250)").contains("threads"), "{table}");
+    assert!(line("auto (64)").contains("process"), "{table}");
+    assert!(line("map timed out").contains(" auto "), "{table}");
+
+    let md = report::markdown(&rows);
+    assert!(
+        md.contains("| noop-map | threads | 4 | auto (1250) | - | 64 | 1.10 ms |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| noop-map | process | 4 | auto (64) | - |"),
+        "{md}"
+    );
+    assert!(md.contains("| noop-map | async | 4 | auto | - |"), "{md}");
+    // What `auto (N)` means, said once, only where there are auto rows.
+    assert_eq!(
+        md.matches("Chunk `auto (N)`: `map` chose").count(),
+        1,
+        "{md}"
+    );
+    assert!(!report::markdown(&sample()).contains("auto (N)"));
+    // The failed auto row is listed by its key.
+    assert!(
+        md.contains("`noop-map / async / workers=4 / chunksize=auto / buffersize=-`"),
+        "{md}"
+    );
+    // Still one row per record, 13 cells each.
+    assert_eq!(
+        markdown_rows(&md),
+        vec![
+            ("primes".to_string(), 9),
+            ("noop-map".to_string(), 14),
+            ("io-fanout".to_string(), 4),
+        ]
+    );
+    for line in md.lines().filter(|l| l.starts_with('|')) {
+        assert_eq!(
+            line.replace("\\|", "").matches('|').count() - 1,
+            13,
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn auto_rows_round_trip_through_jsonl_and_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = sample_with_auto();
+    let mut sink = ResultSink::create(dir.path()).unwrap();
+    for r in &rows {
+        sink.push(r).unwrap();
+    }
+    // JSON lines: no fixed size, the flag, and the size chosen.
+    let jsonl = fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
+    let values: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let line = values
+        .iter()
+        .find(|v| v["backend"] == "threads" && v["chunksize_auto"] == true)
+        .unwrap();
+    let value = line;
+    assert_eq!(value["chunksize"], serde_json::Value::Null, "{line}");
+    assert_eq!(value["chunksize_auto"], true, "{line}");
+    assert_eq!(value["chunksize_chosen"], 1250, "{line}");
+    assert_eq!(
+        values
+            .iter()
+            .filter(|v| v["chunksize_auto"] == true)
+            .count(),
+        3
+    );
+    let fixed = &values[1];
+    assert_eq!(fixed["chunksize"], 1);
+    assert_eq!(fixed["chunksize_auto"], false);
+    assert_eq!(fixed["chunksize_chosen"], serde_json::Value::Null);
+    assert_eq!(
+        report::read_jsonl(&dir.path().join("results.jsonl")).unwrap(),
+        rows
+    );
+
+    // CSV: `auto` in the chunksize column, the new columns last (old positions unchanged).
+    let mut reader = csv::Reader::from_path(dir.path().join("results.csv")).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(header[4], "chunksize");
+    assert_eq!(
+        header[header.len() - 2..],
+        ["chunksize_auto", "chunksize_chosen"]
+    );
+    let cells: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let auto: Vec<&csv::StringRecord> = cells.iter().filter(|c| &c[4] == "auto").collect();
+    assert_eq!(auto.len(), 3);
+    assert_eq!(&auto[0][2], "threads");
+    assert_eq!(&auto[0][header.len() - 2], "true");
+    assert_eq!(&auto[0][header.len() - 1], "1250");
+    assert_eq!(&auto[2][header.len() - 1], "", "no size chosen");
+    assert!(cells.iter().all(|c| c.len() == header.len()));
+    let mut reader = csv::Reader::from_path(dir.path().join("results.csv")).unwrap();
+    let back: Vec<Record> = reader.deserialize().map(Result::unwrap).collect();
+    assert_eq!(back, rows);
+}
+
+#[test]
+fn results_written_before_auto_still_read_and_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.jsonl");
+    // A file from before `auto`: no chunksize_auto, no chunksize_chosen.
+    let old_rows = sample();
+    let mut text = String::new();
+    for r in &old_rows {
+        let mut value = serde_json::to_value(r).unwrap();
+        let object = value.as_object_mut().unwrap();
+        assert!(object.remove("chunksize_auto").is_some());
+        assert!(object.remove("chunksize_chosen").is_some());
+        text.push_str(&format!("{value}\n"));
+    }
+    fs::write(&path, text).unwrap();
+    let old = report::read_jsonl(&path).unwrap();
+    assert_eq!(old, old_rows);
+    assert!(
+        old.iter()
+            .all(|r| !r.chunksize_auto && r.chunksize_chosen.is_none())
+    );
+
+    // A new run with `auto` rows: every old row still matches; the auto rows are new, and
+    // never taken for a fixed row.
+    let new = sample_with_auto();
+    let cmp = report::compare(&old, &new, 0.10);
+    assert_eq!(cmp.changes().len(), old.len());
+    assert!(cmp.only_in_old().is_empty());
+    assert_eq!(cmp.only_in_new().len(), 3);
+    assert!(cmp.only_in_new().iter().all(|r| r.chunksize_auto));
+    assert_eq!(cmp.regressions(), 0);
+
+    // Two runs with `auto`: matched by key whatever size map chose each time.
+    let mut again = new.clone();
+    for r in again.iter_mut().filter(|r| r.chunksize_auto) {
+        r.chunksize_chosen = r.chunksize_chosen.map(|c| c * 2);
+    }
+    let cmp = report::compare(&new, &again, 0.10);
+    assert_eq!(cmp.changes().len(), new.len());
+    assert!(cmp.only_in_new().is_empty() && cmp.only_in_old().is_empty());
+}
+
+#[test]
+fn chunksize_chart_marks_auto_rows_at_the_size_map_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = report::charts(&sample_with_auto(), dir.path()).unwrap();
+    let chart = files
+        .iter()
+        .find(|p| p.ends_with("noop-map-chunksize.svg"))
+        .unwrap();
+    let svg = assert_well_formed_svg(chart);
+    let texts = svg_texts(&svg);
+    for label in [
+        "auto 1250",
+        "auto 64",
+        "auto: the chunksize map chose",
+        "threads, 4 workers",
+        "process, 4 workers",
+        "serial (850 µs)",
+    ] {
+        assert!(texts.iter().any(|t| t == label), "{label} not in {texts:?}");
+    }
+    // The row with no size chosen has no place on the axis and is left out.
+    assert_eq!(texts.iter().filter(|t| t.starts_with("auto ")).count(), 2);
+    // Ticks stay at the fixed sizes; 1250 is past the last one, and the axis reaches it.
+    for c in ["1", "4", "16", "64", "256"] {
+        assert!(texts.iter().any(|t| t == c), "tick {c} not in {texts:?}");
+    }
+    assert!(!texts.iter().any(|t| t == "1250"), "{texts:?}");
+    // A ring per auto row (and one in the legend).
+    assert!(svg.matches("<circle").count() >= 3, "{svg}");
+}
+
+#[test]
+fn auto_alone_or_beside_one_fixed_size_still_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    // One fixed size and auto: a chunksize chart (auto counts as a second size).
+    let rows = vec![
+        row("pair", "serial", None, None, 1.0, 1.0),
+        row("pair", "threads", Some(2), Some(1), 0.6, 1.0),
+        auto_row("pair", "threads", 2, Some(512), 0.52, 1.0),
+        auto_row("pair", "process", 2, Some(512), 0.55, 1.0),
+    ];
+    let files = report::charts(&rows, &dir.path().join("pair")).unwrap();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].ends_with("pair-chunksize.svg"), "{files:?}");
+    let texts = svg_texts(&assert_well_formed_svg(&files[0]));
+    // Two labels at the same spot: both drawn (the second moved up, not on top).
+    assert_eq!(
+        texts.iter().filter(|t| *t == "auto 512").count(),
+        2,
+        "{texts:?}"
+    );
+    assert!(texts.iter().any(|t| t == "process, 2 workers"), "{texts:?}");
+
+    // Only auto: no sweep to draw, so bars, named by what they ran.
+    let rows = vec![
+        row("solo", "serial", None, None, 1.0, 1.0),
+        auto_row("solo", "threads", 2, Some(300), 0.5, 1.0),
+    ];
+    let files = report::charts(&rows, &dir.path().join("solo")).unwrap();
+    assert!(files[0].ends_with("solo.svg"), "{files:?}");
+    let texts = svg_texts(&assert_well_formed_svg(&files[0]));
+    assert!(
+        texts.iter().any(|t| t.contains("chunksize auto (300)")),
+        "{texts:?}"
+    );
 }

@@ -73,6 +73,40 @@ fn chunksize_sweep_quick_on_every_backend() {
     check("chunksize-sweep");
 }
 
+/// `auto` in the matrix: on every backend that maps, a row keyed `chunksize=auto` that carries
+/// the size `map` chose; the table and Markdown show it.
+#[test]
+fn chunksize_sweep_auto_rows_report_the_size_map_chose() {
+    let s = scenario("chunksize-sweep");
+    assert!(s.matrix.chunksize.iter().any(|c| c.is_auto()));
+    let records = run(&[s], &quick(), |_| Ok(())).unwrap();
+    let auto: Vec<_> = records.iter().filter(|r| r.chunksize_auto).collect();
+    let backends: BTreeSet<&str> = auto.iter().map(|r| r.backend.as_str()).collect();
+    // Serial runs no map; the tokio backend maps CPU work too.
+    assert_eq!(backends, BTreeSet::from(["async", "process", "threads"]));
+    for r in &auto {
+        assert!(r.check_passed(), "{}: {}", r.key(), r.check);
+        assert!(r.key().contains("/ chunksize=auto /"), "{}", r.key());
+        assert_eq!(r.chunksize, None, "{}", r.key());
+        let chosen = r.chunksize_chosen.expect("the size map chose");
+        assert!(
+            (1..=executor_core::AUTO_CHUNK_MAX).contains(&chosen),
+            "{}: {chosen}",
+            r.key()
+        );
+        assert_eq!(r.chunk_label(), format!("auto ({chosen})"));
+    }
+    // Fixed rows are as before: their size, no flag, nothing chosen.
+    for r in records.iter().filter(|r| !r.chunksize_auto) {
+        assert_eq!(r.chunksize.is_some(), r.backend != "serial", "{}", r.key());
+        assert_eq!(r.chunksize_chosen, None, "{}", r.key());
+    }
+    let table = bench_harness::report::table(&records);
+    for r in &auto {
+        assert!(table.contains(&r.chunk_label()), "{table}");
+    }
+}
+
 #[test]
 fn overhead_quick_on_every_backend() {
     check("overhead");
@@ -222,5 +256,29 @@ fn every_scenario_quick_on_cpython_side_by_side() {
         if r.backend == "threads" {
             assert!(r.vs_cpython.is_some(), "{}", r.key());
         }
+        // CPython has no automatic chunk size: no CPython row is an `auto` one.
+        if r.backend.starts_with("cpython-") {
+            assert!(!r.chunksize_auto, "{}", r.key());
+        }
     }
+    // The sweep's CPython process rows: the fixed sizes only.
+    let sweep = scenario("chunksize-sweep").quick_mode();
+    let fixed = sweep
+        .matrix
+        .chunksize
+        .iter()
+        .filter(|c| !c.is_auto())
+        .count();
+    let process = records
+        .iter()
+        .filter(|r| r.scenario == "chunksize-sweep" && r.backend == "cpython-process")
+        .count();
+    assert_eq!(process, fixed);
+    // The Rust `auto` row still meets CPython (its default chunksize, 1).
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.chunksize_auto)
+            .all(|r| r.vs_cpython.is_some())
+    );
 }

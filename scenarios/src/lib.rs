@@ -25,8 +25,10 @@ pub use azure::FetchAzureBlob;
 pub use blob::Digest;
 pub use io::FetchBlob;
 pub use load::{MAX_BLOB_KIB, MAX_IMAGES, ScenarioError};
-pub use run::{Fault, Item, Output, Pool, RunEnv, RunError, Tally, run_async, run_on, run_serial};
-pub use schema::{Backend, Expect, Matrix, Point, Quick, Scenario, Workers, Workload};
+pub use run::{
+    Fault, Item, Output, Pool, RunEnv, RunError, RunOutput, Tally, run_async, run_on, run_serial,
+};
+pub use schema::{Backend, Chunking, Expect, Matrix, Point, Quick, Scenario, Workers, Workload};
 pub use tasks::{Faulty, IsPrime, NoOp, is_prime};
 
 /// The scenario files built into the harness: `(file name, contents)`, in run order.

@@ -265,7 +265,7 @@ fn map_all<E, T>(
     tasks: impl Iterator<Item = T>,
     options: MapOptions,
     wrap: fn(T::Output) -> Output,
-) -> Result<Vec<Item>, RunError>
+) -> Result<RunOutput, RunError>
 where
     E: Executor<T>,
     T: Task,
@@ -273,23 +273,70 @@ where
     let results = pool
         .map(tasks, options)
         .map_err(|e| RunError(e.to_string()))?;
-    Ok(results
-        .map(|r| r.map(wrap).map_err(|e| fault_of(&e)))
-        .collect())
+    // Read before the results: with `auto`, `map` has chosen by the time it returns.
+    let chunksize = results.chunksize();
+    Ok(RunOutput {
+        items: results
+            .map(|r| r.map(wrap).map_err(|e| fault_of(&e)))
+            .collect(),
+        chunksize: Some(chunksize),
+    })
 }
 
-/// Runs the workload on `pool` with `map` (chunksize and buffersize from `point`), except `noop`,
-/// which measures `submit` then `result` per task. Every result is awaited at most `timeout`
-/// from the start; later ones fail as timed out.
+/// What one run on an executor produced: one [`Item`] per task, in input order, and the chunk
+/// size `map` used (the one it chose, for [`Chunking::Auto`](crate::Chunking::Auto)).
 ///
 /// ```
 /// use std::time::Duration;
-/// use scenarios::{run_on, Point, RunEnv, Workload, Output};
+/// use scenarios::{run_on, Chunking, Point, RunEnv, Workload};
 /// let pool = backend_threads::ThreadPoolExecutor::new(2).unwrap();
-/// let point = Point { max_workers: 2, chunksize: 4, buffersize: None };
+/// let point = Point { max_workers: 2, chunksize: Chunking::Fixed(8), buffersize: None };
+/// let w = Workload::PrimeRange { start: 10, count: 32 };
+/// let run = run_on(&pool, &w, &point, Duration::from_secs(60), &RunEnv::new(None)).unwrap();
+/// assert_eq!(run.items.len(), 32);
+/// assert_eq!(run.chunksize, Some(8));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutput {
+    /// One result per task, in input order (fewer if a `map` timed out).
+    pub items: Vec<Item>,
+    /// The chunk size of `map`'s chunks; `None` where the run did not use `map` (`noop`, and
+    /// downloads as async tasks on tokio).
+    pub chunksize: Option<usize>,
+}
+
+impl RunOutput {
+    /// A run that did not use `map`.
+    fn unchunked(items: Vec<Item>) -> RunOutput {
+        RunOutput {
+            items,
+            chunksize: None,
+        }
+    }
+}
+
+/// Runs the workload on `pool` with `map` (chunksize and buffersize from `point`; for
+/// [`Chunking::Auto`](crate::Chunking::Auto), [`MapOptions::auto_chunksize`]), except `noop`,
+/// which measures `submit` then `result` per task. Every result is awaited at most `timeout`
+/// from the start; later ones fail as timed out. The output says which chunk size `map` used.
+///
+/// ```
+/// use std::time::Duration;
+/// use scenarios::{run_on, Chunking, Point, RunEnv, Workload, Output};
+/// let pool = backend_threads::ThreadPoolExecutor::new(2).unwrap();
+/// let point = Point { max_workers: 2, chunksize: Chunking::Fixed(4), buffersize: None };
 /// let w = Workload::PrimeRange { start: 10, count: 4 };
-/// let items = run_on(&pool, &w, &point, Duration::from_secs(60), &RunEnv::new(None)).unwrap();
-/// assert_eq!(items[1], Ok(Output::Bool(true))); // 11
+/// let run = run_on(&pool, &w, &point, Duration::from_secs(60), &RunEnv::new(None)).unwrap();
+/// assert_eq!(run.items[1], Ok(Output::Bool(true))); // 11
+/// assert_eq!(run.chunksize, Some(4));
+///
+/// // `auto`: map measures the first items and chooses; the output says what it chose.
+/// let point = Point { chunksize: Chunking::Auto, ..point };
+/// let w = Workload::PrimeRange { start: 10, count: 10_000 };
+/// let run = run_on(&pool, &w, &point, Duration::from_secs(60), &RunEnv::new(None)).unwrap();
+/// assert_eq!(run.items.len(), 10_000);
+/// let chosen = run.chunksize.unwrap();
+/// assert!((1..=executor_core::AUTO_CHUNK_MAX).contains(&chosen));
 /// ```
 pub fn run_on<E: Pool>(
     pool: &E,
@@ -297,10 +344,8 @@ pub fn run_on<E: Pool>(
     point: &Point,
     timeout: Duration,
     env: &RunEnv,
-) -> Result<Vec<Item>, RunError> {
-    let mut options = MapOptions::new()
-        .timeout(timeout)
-        .chunksize(point.chunksize);
+) -> Result<RunOutput, RunError> {
+    let mut options = point.chunksize.apply(MapOptions::new().timeout(timeout));
     if let Some(b) = point.buffersize {
         options = options.buffersize(b);
     }
@@ -353,30 +398,33 @@ pub fn run_on<E: Pool>(
                     .map_err(|e| RunError(format!("submit refused: {}", e.reason())))?;
                 futures.push(f);
             }
-            Ok(futures
-                .iter()
-                .map(|f| {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    f.result(Some(left))
-                        .map(|v| Output::U64(*v))
-                        .map_err(|e| fault_of(&e))
-                })
-                .collect())
+            Ok(RunOutput::unchunked(
+                futures
+                    .iter()
+                    .map(|f| {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        f.result(Some(left))
+                            .map(|v| Output::U64(*v))
+                            .map_err(|e| fault_of(&e))
+                    })
+                    .collect(),
+            ))
         }
     }
 }
 
 /// Runs the workload on the tokio backend: I/O as async tasks (`submit_async` of an async HTTP
 /// download, so a place is one in-flight request, not one blocked thread), CPU work as blocking
-/// tasks through [`run_on`].
+/// tasks through [`run_on`] (with `map`, so the chunk size applies to them).
 ///
 /// ```
 /// use std::time::Duration;
-/// use scenarios::{run_async, Point, RunEnv, Workload, Output};
+/// use scenarios::{run_async, Chunking, Point, RunEnv, Workload, Output};
 /// let pool = backend_async::AsyncExecutor::new(2).unwrap();
-/// let point = Point { max_workers: 2, chunksize: 1, buffersize: None };
-/// let items = run_async(&pool, &Workload::Noop { tasks: 3 }, &point, Duration::from_secs(60), &RunEnv::new(None)).unwrap();
-/// assert_eq!(items.len(), 3);
+/// let point = Point { max_workers: 2, chunksize: Chunking::Fixed(1), buffersize: None };
+/// let run = run_async(&pool, &Workload::Noop { tasks: 3 }, &point, Duration::from_secs(60), &RunEnv::new(None)).unwrap();
+/// assert_eq!(run.items.len(), 3);
+/// assert_eq!(run.chunksize, None); // submit and result per task: no map
 /// ```
 pub fn run_async(
     pool: &AsyncExecutor,
@@ -384,7 +432,7 @@ pub fn run_async(
     point: &Point,
     timeout: Duration,
     env: &RunEnv,
-) -> Result<Vec<Item>, RunError> {
+) -> Result<RunOutput, RunError> {
     let deadline = Instant::now() + timeout;
     let futures = match workload {
         Workload::IoFanout {
@@ -421,17 +469,19 @@ pub fn run_async(
         }
         _ => return run_on(pool, workload, point, timeout, env),
     };
-    Ok(futures
-        .iter()
-        .map(|f| {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match f.result(Some(left)) {
-                Ok(Ok(d)) => Ok(Output::Digest(*d)),
-                Ok(Err(e)) => Err(fault_of_task(e)),
-                Err(e) => Err(fault_of(&e)),
-            }
-        })
-        .collect())
+    Ok(RunOutput::unchunked(
+        futures
+            .iter()
+            .map(|f| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match f.result(Some(left)) {
+                    Ok(Ok(d)) => Ok(Output::Digest(*d)),
+                    Ok(Err(e)) => Err(fault_of_task(e)),
+                    Err(e) => Err(fault_of(&e)),
+                }
+            })
+            .collect(),
+    ))
 }
 
 /// What a run produced, counted, and checked against a scenario's expectations.

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::num::NonZeroUsize;
 
+use executor_core::MapOptions;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -198,9 +199,10 @@ pub struct Matrix {
     /// Pool sizes: integers ≥ 1, or `cores` (this machine's available parallelism).
     #[serde(default = "default_workers")]
     pub max_workers: Vec<Workers>,
-    /// `map` chunk sizes, each ≥ 1 (default `[1]`).
+    /// `map` chunk sizes: integers ≥ 1, or `auto` (`map` chooses from measured task cost;
+    /// default `[1]`).
     #[serde(default = "default_chunksize")]
-    pub chunksize: Vec<NonZeroUsize>,
+    pub chunksize: Vec<Chunking>,
     /// `map` buffer sizes, each ≥ 1 or `null` for unbounded (default `[null]`).
     #[serde(default = "default_buffersize")]
     pub buffersize: Vec<Option<NonZeroUsize>>,
@@ -220,8 +222,8 @@ fn default_workers() -> Vec<Workers> {
     vec![Workers::Cores]
 }
 
-fn default_chunksize() -> Vec<NonZeroUsize> {
-    vec![NonZeroUsize::MIN]
+fn default_chunksize() -> Vec<Chunking> {
+    vec![Chunking::Fixed(1)]
 }
 
 fn default_buffersize() -> Vec<Option<NonZeroUsize>> {
@@ -232,15 +234,15 @@ fn default_buffersize() -> Vec<Option<NonZeroUsize>> {
 ///
 /// ```
 /// let p = scenarios::Matrix::default().points()[0];
-/// assert_eq!(p.chunksize, 1);
+/// assert_eq!(p.chunksize, scenarios::Chunking::Fixed(1));
 /// assert!(p.max_workers >= 1);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Point {
     /// Pool size.
     pub max_workers: usize,
-    /// `map` chunk size.
-    pub chunksize: usize,
+    /// `map` chunk size: fixed, or chosen by `map` ([`Chunking::Auto`]).
+    pub chunksize: Chunking,
     /// `map` buffer size (`None`: unbounded).
     pub buffersize: Option<usize>,
 }
@@ -264,7 +266,7 @@ impl Matrix {
                 for buffersize in &self.buffersize {
                     points.push(Point {
                         max_workers: workers.get(),
-                        chunksize: chunksize.get(),
+                        chunksize: *chunksize,
                         buffersize: buffersize.map(NonZeroUsize::get),
                     });
                 }
@@ -340,6 +342,122 @@ impl Serialize for Workers {
         match self {
             Workers::Cores => serializer.serialize_str("cores"),
             Workers::Fixed(n) => serializer.serialize_u64(*n as u64),
+        }
+    }
+}
+
+/// A chunk size in the matrix: a fixed number of items per chunk, or `auto`, which lets `map`
+/// choose it from measured task cost ([`MapOptions::auto_chunksize`]). Written as a positive
+/// integer or the word `auto`; displays the same way, so a fixed size reads as before.
+///
+/// ```
+/// use scenarios::Chunking;
+/// let s = scenarios::Scenario::parse("c.yaml", "
+/// name: c
+/// workload: {noop: {tasks: 1}}
+/// matrix: {chunksize: [1, 16, auto]}
+/// expect: {ok: 1}
+/// ").unwrap();
+/// assert_eq!(s.matrix.chunksize, [Chunking::Fixed(1), Chunking::Fixed(16), Chunking::Auto]);
+/// assert_eq!(Chunking::Fixed(16).to_string(), "16");
+/// assert_eq!(Chunking::Auto.to_string(), "auto");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Chunking {
+    /// This many items per chunk (≥ 1).
+    Fixed(usize),
+    /// `map` measures the first items and chooses ([`MapOptions::auto_chunksize`]).
+    Auto,
+}
+
+impl Chunking {
+    /// The fixed chunk size; `None` for [`Chunking::Auto`].
+    ///
+    /// ```
+    /// use scenarios::Chunking;
+    /// assert_eq!(Chunking::Fixed(8).fixed(), Some(8));
+    /// assert_eq!(Chunking::Auto.fixed(), None);
+    /// ```
+    pub fn fixed(self) -> Option<usize> {
+        match self {
+            Chunking::Fixed(n) => Some(n),
+            Chunking::Auto => None,
+        }
+    }
+
+    /// Whether `map` chooses the chunk size.
+    ///
+    /// ```
+    /// assert!(scenarios::Chunking::Auto.is_auto());
+    /// assert!(!scenarios::Chunking::Fixed(1).is_auto());
+    /// ```
+    pub fn is_auto(self) -> bool {
+        self == Chunking::Auto
+    }
+
+    /// `options` with this chunk size: [`MapOptions::chunksize`] for a fixed one,
+    /// [`MapOptions::auto_chunksize`] for `auto`.
+    ///
+    /// ```
+    /// use executor_core::MapOptions;
+    /// use scenarios::Chunking;
+    /// assert_eq!(Chunking::Fixed(64).apply(MapOptions::new()).get_chunksize(), 64);
+    /// assert!(Chunking::Auto.apply(MapOptions::new()).is_auto_chunksize());
+    /// ```
+    pub fn apply(self, options: MapOptions) -> MapOptions {
+        match self {
+            Chunking::Fixed(n) => options.chunksize(n),
+            Chunking::Auto => options.auto_chunksize(),
+        }
+    }
+}
+
+impl fmt::Display for Chunking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Chunking::Fixed(n) => write!(f, "{n}"),
+            Chunking::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Chunking {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Chunking;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a chunk size (an integer, at least 1) or `auto`")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Chunking, E> {
+                match usize::try_from(v) {
+                    Ok(n) if n >= 1 => Ok(Chunking::Fixed(n)),
+                    _ => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Chunking, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Chunking, E> {
+                if v == "auto" {
+                    Ok(Chunking::Auto)
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl Serialize for Chunking {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Chunking::Fixed(n) => serializer.serialize_u64(*n as u64),
+            Chunking::Auto => serializer.serialize_str("auto"),
         }
     }
 }

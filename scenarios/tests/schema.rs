@@ -1,7 +1,7 @@
 //! Scenario files: the built-in ones are valid, and every kind of mistake is reported with the
 //! file, line and field.
 
-use scenarios::{Backend, Scenario, ScenarioError, Workers, Workload};
+use scenarios::{Backend, Chunking, Scenario, ScenarioError, Workers, Workload};
 
 fn err(text: &str) -> ScenarioError {
     Scenario::parse("s.yaml", text).expect_err("this scenario is invalid")
@@ -43,8 +43,19 @@ fn builtin_scenarios_parse_and_cover_the_issue() {
         Some(&[true, true, true, true, true, false][..])
     );
     let sweep = &all[2];
-    let chunks: Vec<usize> = sweep.matrix.chunksize.iter().map(|c| c.get()).collect();
-    assert_eq!(chunks, [1, 16, 256, 4096]);
+    assert_eq!(
+        sweep.matrix.chunksize,
+        [
+            Chunking::Fixed(1),
+            Chunking::Fixed(16),
+            Chunking::Fixed(256),
+            Chunking::Fixed(4096),
+            Chunking::Auto
+        ]
+    );
+    // Quick mode sweeps the same chunk sizes, `auto` included.
+    assert_eq!(sweep.quick_mode().matrix.chunksize, sweep.matrix.chunksize);
+    assert!(sweep.description.contains("auto"), "{}", sweep.description);
     for s in &all {
         assert_eq!(s.backends, Backend::all(), "{}", s.name);
         assert!(!s.description.is_empty(), "{}", s.name);
@@ -170,6 +181,77 @@ fn wrong_values_name_the_field() {
 
     let e = err("name: s\nworkload: {noop: {tasks: 4}}\n");
     assert_eq!(e.message(), "missing field `expect`");
+}
+
+#[test]
+fn chunksize_accepts_integers_and_auto() {
+    let s = Scenario::parse(
+        "s.yaml",
+        &format!("{BASE}matrix:\n  max_workers: [1, 2]\n  chunksize: [1, 16, auto, \"auto\"]\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        s.matrix.chunksize,
+        [
+            Chunking::Fixed(1),
+            Chunking::Fixed(16),
+            Chunking::Auto,
+            Chunking::Auto
+        ]
+    );
+    // Every point carries its choice; workers outermost, in the order written.
+    let chunks: Vec<String> = s
+        .matrix
+        .points()
+        .iter()
+        .map(|p| format!("{}x{}", p.max_workers, p.chunksize))
+        .collect();
+    assert_eq!(
+        chunks,
+        [
+            "1x1", "1x16", "1xauto", "1xauto", "2x1", "2x16", "2xauto", "2xauto"
+        ]
+    );
+    // In quick mode's own matrix too.
+    let s = Scenario::parse(
+        "s.yaml",
+        &format!("{BASE}quick:\n  matrix: {{chunksize: [auto]}}\n"),
+    )
+    .unwrap();
+    assert_eq!(s.matrix.chunksize, [Chunking::Fixed(1)]);
+    assert_eq!(s.quick_mode().matrix.chunksize, [Chunking::Auto]);
+    assert!(s.quick_mode().matrix.points()[0].chunksize.is_auto());
+}
+
+#[test]
+fn bad_chunksizes_name_the_entry_and_say_what_is_allowed() {
+    let allowed = "expected a chunk size (an integer, at least 1) or `auto`";
+    for (value, index, what) in [
+        ("[0]", 0, "integer `0`"),
+        ("[1, -1]", 1, "integer `-1`"),
+        ("[16, auto, fast]", 2, "string \"fast\""),
+        ("[Auto]", 0, "string \"Auto\""),
+    ] {
+        let e = err(&format!("{BASE}matrix:\n  chunksize: {value}\n"));
+        let field = format!("matrix.chunksize[{index}]");
+        assert_eq!((e.field(), e.line()), (field.as_str(), Some(5)), "{e}");
+        assert!(e.message().contains(what), "{e}");
+        assert!(e.message().contains(allowed), "{e}");
+        assert!(e.to_string().starts_with("s.yaml:5:"), "{e}");
+        assert!(e.to_string().contains(&format!(": {field}: ")), "{e}");
+    }
+    // A float is neither.
+    let e = err(&format!("{BASE}matrix: {{chunksize: [1.5]}}\n"));
+    assert_eq!(e.field(), "matrix.chunksize[0]");
+    assert!(e.message().contains(allowed), "{e}");
+    // In the quick block, the path says so.
+    let e = err(&format!(
+        "{BASE}quick:\n  matrix: {{chunksize: [auto, 0]}}\n"
+    ));
+    assert_eq!(
+        (e.field(), e.line()),
+        ("quick.matrix.chunksize[1]", Some(5))
+    );
 }
 
 #[test]

@@ -134,7 +134,9 @@ pub(crate) struct Planned {
 pub(crate) fn plan(records: &[Record]) -> Vec<Planned> {
     let mut plan: Vec<Planned> = Vec::new();
     for (scenario, rows) in by_scenario(records) {
-        let chunks = distinct_some(rows.iter().map(|r| r.chunksize));
+        // `auto` counts as one more chunk size: it is drawn on the chunksize chart too.
+        let chunks = distinct_some(rows.iter().map(|r| r.chunksize))
+            + usize::from(rows.iter().any(|r| r.chunksize_auto));
         let workers = distinct_some(rows.iter().map(|r| r.max_workers));
         let mut kinds = Vec::new();
         if chunks > 1 {
@@ -167,9 +169,11 @@ pub(crate) fn plan(records: &[Record]) -> Vec<Planned> {
 /// Draws the SVG charts of `records` into `dir` (created if missing) and returns their paths,
 /// in scenario order (scenarios in first-seen order). Per scenario:
 ///
-/// - more than one distinct `chunksize`: `<scenario>-chunksize.svg`, the median time per run
-///   against the chunksize (log₂ axis), one line per (backend, `max_workers`), and the serial
-///   median as a dashed horizontal reference;
+/// - more than one distinct `chunksize` (`auto` counts as one): `<scenario>-chunksize.svg`, the
+///   median time per run against the chunksize (log₂ axis), one line per (backend,
+///   `max_workers`), and the serial median as a dashed horizontal reference; a row whose chunk
+///   size `map` chose (`auto`) is a ring in its line's colour at the size it chose, labelled
+///   `auto N`, apart from the line;
 /// - more than one distinct `max_workers`: `<scenario>-workers.svg`, the speedup over serial
 ///   against `max_workers`, one line per backend (the best chunksize at each point where that
 ///   varies too), with the ideal `min(workers, serial median ÷ ideal_s)` dashed and the serial
@@ -575,6 +579,15 @@ enum Stroke {
     Dashed,
 }
 
+/// A labelled point drawn apart from the lines (in coordinate space): a ring in `colour` and
+/// `text` above it.
+#[derive(Debug, Clone)]
+struct Callout {
+    at: (f64, f64),
+    colour: RGBColor,
+    text: String,
+}
+
 /// One line of a line chart, in coordinate space.
 #[derive(Debug, Clone)]
 struct Series {
@@ -598,6 +611,9 @@ struct LineChart {
     series: Vec<Series>,
     /// Extra y-axis label formatting (`"4×"`): appended to each y tick.
     y_suffix: &'static str,
+    /// Points drawn apart from the lines, and their legend entry (one for all of them).
+    callouts: Vec<Callout>,
+    callout_legend: String,
 }
 
 /// Where the legend goes.
@@ -676,10 +692,80 @@ fn render_lines(chart: &LineChart) -> DrawResult<String> {
                 }),
             }
         }
+        callouts(&mut ctx, &chart.callouts, &chart.callout_legend)?;
         legend(&mut ctx, chart.legend)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+/// Draws `points` as rings with their text just above (or below) them. A text goes to the
+/// nearest place, alternately above and below its ring, where it covers neither a ring nor a
+/// text placed before it, so that rings close together keep readable labels. The rings are
+/// drawn last: nothing hides them.
+fn callouts(ctx: &mut Ctx<'_, '_>, points: &[Callout], legend_label: &str) -> DrawResult<()> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    const RADIUS: i32 = 9;
+    const LINE: i32 = 16;
+    const GAP: i32 = 3;
+    let font = (FONT, 13).into_font().style(FontStyle::Bold);
+    let anchor = Pos::new(HPos::Center, VPos::Bottom);
+    // Pixel boxes (left, top, right, bottom) that a text must not cover: every ring, and the
+    // texts placed so far.
+    let mut taken: Vec<(i32, i32, i32, i32)> = points
+        .iter()
+        .map(|c| {
+            let (x, y) = ctx.backend_coord(&c.at);
+            let r = RADIUS + 2;
+            (x - r, y - r, x + r, y + r)
+        })
+        .collect();
+    for c in points {
+        let (px, py) = ctx.backend_coord(&c.at);
+        // About 8 px per character at 13 px bold; exact metrics would need a font.
+        let half = (c.text.chars().count() as i32 * 8) / 2 + 2;
+        // The text's bottom edge, relative to the ring's centre: above, below, further above...
+        let above = -(RADIUS + GAP);
+        let below = RADIUS + GAP + LINE;
+        let placed = |dy: i32| (px - half, py + dy - LINE, px + half, py + dy);
+        let free = |dy: i32, taken: &[(i32, i32, i32, i32)]| {
+            let (l, t, r, b) = placed(dy);
+            !taken
+                .iter()
+                .any(|&(l2, t2, r2, b2)| l < r2 && l2 < r && t < b2 && t2 < b)
+        };
+        let dy = (0..12)
+            .map(|k| {
+                let step = (k / 2) * LINE;
+                if k % 2 == 0 {
+                    above - step
+                } else {
+                    below + step
+                }
+            })
+            .find(|&dy| free(dy, &taken))
+            .unwrap_or(above);
+        taken.push(placed(dy));
+        // On a white box, so that the lines and gridlines under it do not cross the text.
+        ctx.draw_series(std::iter::once(
+            EmptyElement::at(c.at)
+                + Rectangle::new([(-half, dy - LINE), (half, dy)], WHITE.mix(0.85).filled())
+                + Text::new(c.text.clone(), (0, dy), font.color(&c.colour).pos(anchor)),
+        ))
+        .map_err(err)?;
+    }
+    let ring = |colour: RGBColor| Circle::new((0, 0), RADIUS, colour.stroke_width(3));
+    ctx.draw_series(
+        points
+            .iter()
+            .map(|c| EmptyElement::at(c.at) + ring(c.colour)),
+    )
+    .map_err(err)?
+    .label(legend_label)
+    .legend(|(x, y)| Circle::new((x, y), 7, TEXT.stroke_width(2)));
+    Ok(())
 }
 
 /// Fills the title and subtitle band of `root`, returning the area below it.
@@ -808,14 +894,25 @@ fn sorted_backends<'r>(rows: &[&'r Record]) -> Vec<&'r str> {
 
 /// Median time against chunksize; `None` if nothing to draw.
 fn chunksize_chart(scenario: &str, rows: &[&Record]) -> DrawResult<Option<String>> {
-    let swept: Vec<&Record> = rows
+    let fixed: Vec<&Record> = rows
         .iter()
         .copied()
         .filter(|r| r.chunksize.is_some_and(|c| c > 0))
         .collect();
-    if swept.is_empty() {
+    // Rows whose chunk size `map` chose: placed at the size it chose.
+    let auto: Vec<(&Record, usize)> = rows
+        .iter()
+        .filter(|r| r.chunksize_auto)
+        .filter_map(|r| r.chunksize_chosen.filter(|c| *c > 0).map(|c| (*r, c)))
+        .collect();
+    if fixed.is_empty() && auto.is_empty() {
         return Ok(None);
     }
+    let swept: Vec<&Record> = fixed
+        .iter()
+        .copied()
+        .chain(auto.iter().map(|(r, _)| *r))
+        .collect();
     let serial = rows.iter().find(|r| r.backend == "serial");
     let buffers_vary = distinct_some(swept.iter().map(|r| r.buffersize)) > 1
         || (swept.iter().any(|r| r.buffersize.is_none())
@@ -831,14 +928,24 @@ fn chunksize_chart(scenario: &str, rows: &[&Record]) -> DrawResult<Option<String
     }
     keys.sort_by_key(|(b, w, buf)| (backend_rank(b), *b, *w, *buf));
 
-    let mut chunks: Vec<f64> = swept
+    // Ticks at the fixed sizes (at the chosen ones only where there are none); the range
+    // stretched to take in every chosen size.
+    let mut chunks: Vec<f64> = fixed
         .iter()
         .filter_map(|r| r.chunksize)
         .map(|c| c as f64)
         .collect();
+    if chunks.is_empty() {
+        chunks.extend(auto.iter().map(|(_, c)| *c as f64));
+    }
     chunks.sort_by(f64::total_cmp);
     chunks.dedup();
-    let x = Axis::log2_at(&chunks);
+    let mut x = Axis::log2_at(&chunks);
+    for &(_, c) in &auto {
+        let at = (c as f64).log2();
+        x.lo = x.lo.min(at - 0.3);
+        x.hi = x.hi.max(at + 0.3);
+    }
 
     let mut times: Vec<f64> = swept.iter().map(|r| r.median_s).collect();
     times.extend(serial.map(|s| s.median_s));
@@ -849,12 +956,19 @@ fn chunksize_chart(scenario: &str, rows: &[&Record]) -> DrawResult<Option<String
     let colour_keys: Vec<&str> = keys.iter().map(|k| k.0).collect();
     let palette = colours(&colour_keys);
     let mut series = Vec::new();
+    let mut notes = Vec::new();
     for (i, &(backend, workers, buffer)) in keys.iter().enumerate() {
         let mut points: Vec<(usize, f64)> = Vec::new();
-        for r in swept
-            .iter()
-            .filter(|r| r.backend == backend && r.max_workers == workers && r.buffersize == buffer)
-        {
+        let ours =
+            |r: &Record| r.backend == backend && r.max_workers == workers && r.buffersize == buffer;
+        for &(r, chosen) in auto.iter().filter(|(r, _)| ours(r)) {
+            notes.push(Callout {
+                at: (x.coord(chosen as f64), y.coord(r.median_s * unit_mul)),
+                colour: palette[i],
+                text: format!("auto {chosen}"),
+            });
+        }
+        for r in fixed.iter().filter(|r| ours(r)) {
             let c = r.chunksize.unwrap_or(1);
             match points.iter_mut().find(|(pc, _)| *pc == c) {
                 Some(p) => p.1 = p.1.min(r.median_s),
@@ -900,6 +1014,8 @@ fn chunksize_chart(scenario: &str, rows: &[&Record]) -> DrawResult<Option<String
         legend: Corner::UpperRight,
         series,
         y_suffix: "",
+        callouts: notes,
+        callout_legend: "auto: the chunksize map chose".to_string(),
     })
     .map(Some)
 }
@@ -936,7 +1052,9 @@ fn workers_chart(scenario: &str, rows: &[&Record]) -> DrawResult<Option<String>>
         pooled.iter().any(|o| {
             o.backend == r.backend
                 && o.max_workers == r.max_workers
-                && (o.chunksize != r.chunksize || o.buffersize != r.buffersize)
+                && (o.chunksize != r.chunksize
+                    || o.chunksize_auto != r.chunksize_auto
+                    || o.buffersize != r.buffersize)
         })
     });
 
@@ -1103,6 +1221,8 @@ fn workers_chart(scenario: &str, rows: &[&Record]) -> DrawResult<Option<String>>
         legend: legend_at,
         series,
         y_suffix: suffix,
+        callouts: Vec::new(),
+        callout_legend: String::new(),
     })
     .map(Some)
 }
@@ -1125,6 +1245,8 @@ fn bar_chart(scenario: &str, rows: &[&Record]) -> DrawResult<Option<String>> {
                 }
                 if let Some(c) = r.chunksize {
                     name.push_str(&format!(" c={c}"));
+                } else if r.chunksize_auto {
+                    name.push_str(" c=auto");
                 }
                 name.push_str(&format!(" b={}", format::opt(r.buffersize)));
                 name
@@ -1164,8 +1286,11 @@ fn bar_chart(scenario: &str, rows: &[&Record]) -> DrawResult<Option<String>> {
     if let Some(w) = bars.iter().find_map(|r| r.max_workers) {
         pooled.push(format!("max_workers {w}"));
     }
-    if let Some(c) = bars.iter().find_map(|r| r.chunksize) {
-        pooled.push(format!("chunksize {c}"));
+    if let Some(r) = bars
+        .iter()
+        .find(|r| r.chunksize.is_some() || r.chunksize_auto)
+    {
+        pooled.push(format!("chunksize {}", r.chunk_label()));
     }
     let pooled = if pooled.is_empty() {
         String::new()

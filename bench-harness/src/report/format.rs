@@ -205,7 +205,7 @@ pub(crate) fn cells(r: &Record) -> [String; 13] {
         r.scenario.clone(),
         r.backend.clone(),
         opt(r.max_workers),
-        opt(r.chunksize),
+        r.chunk_label(),
         opt(r.buffersize),
         r.tasks.to_string(),
         human_duration(r.median_s),

@@ -20,6 +20,10 @@ const MARKDOWN: &str = "results.md";
 /// Markdown report and the SVG charts. Dropping the sink without `finish` leaves the two
 /// row files complete.
 ///
+/// Both row files have one field (column) per [`Record`] field. An automatic chunk size is
+/// `"chunksize": null` in the JSON and `auto` in the CSV's `chunksize` column; both also have
+/// `chunksize_auto` and `chunksize_chosen` (the CSV's last two columns).
+///
 /// ```
 /// use bench_harness::{report::ResultSink, Record};
 /// let dir = std::env::temp_dir().join(format!("result-sink-doc-{}", std::process::id()));
@@ -85,7 +89,13 @@ impl ResultSink {
         // One write for the whole line: a crash leaves whole lines behind.
         self.jsonl.write_all(line.as_bytes())?;
         self.jsonl.flush()?;
-        self.csv.serialize(record).map_err(csv_error)?;
+        if record.chunksize_auto {
+            self.csv
+                .write_record(&auto_csv_row(record)?)
+                .map_err(csv_error)?;
+        } else {
+            self.csv.serialize(record).map_err(csv_error)?;
+        }
         self.csv.flush()?;
         self.records.push(record.clone());
         Ok(())
@@ -204,6 +214,30 @@ fn csv_header() -> io::Result<csv::StringRecord> {
         .map_err(|e| io::Error::other(e.to_string()))?;
     let mut reader = csv::Reader::from_reader(bytes.as_slice());
     Ok(reader.headers().map_err(csv_error)?.clone())
+}
+
+/// An automatic row as a CSV row, in the header's order: its serde fields, except that the
+/// `chunksize` column reads `auto` (serde has `None` there, an empty cell).
+fn auto_csv_row(record: &Record) -> io::Result<csv::StringRecord> {
+    let mut probe = csv::WriterBuilder::new()
+        .has_headers(true)
+        .from_writer(Vec::new());
+    probe.serialize(record).map_err(csv_error)?;
+    let bytes = probe
+        .into_inner()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
+    let header = reader.headers().map_err(csv_error)?.clone();
+    let row = reader
+        .records()
+        .next()
+        .ok_or_else(|| io::Error::other("a record serialized to no CSV row"))?
+        .map_err(csv_error)?;
+    Ok(header
+        .iter()
+        .zip(row.iter())
+        .map(|(name, cell)| if name == "chunksize" { "auto" } else { cell })
+        .collect())
 }
 
 fn csv_error(e: csv::Error) -> io::Error {

@@ -131,6 +131,14 @@ fn render_markdown(records: &[Record], charts: &[(String, String, String)]) -> S
          `threads` and `async`, ProcessPoolExecutor for `process`) ÷ this median: how many times \
          faster than Python. `-` means none.\n",
     );
+    if records.iter().any(|r| r.chunksize_auto) {
+        out.push_str(
+            "\nChunk `auto (N)`: `map` chose the chunk size from the measured cost of the first \
+             items and chose N (the median of the timed runs' choices). CPython has no automatic \
+             chunk size, so it runs no `auto` rows; an `auto` row's vs CPython is against \
+             CPython's default chunksize of 1.\n",
+        );
+    }
 
     for (scenario, rows) in groups {
         let _ = write!(out, "\n## {}\n\n", escape(scenario));
