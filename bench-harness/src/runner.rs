@@ -136,7 +136,7 @@ fn points_of(scenario: &Scenario, backend: Backend) -> Vec<Option<Point>> {
     if chunksize_applies {
         // CPython's map has no automatic chunk size (its `chunksize` is a number, default 1),
         // so there is nothing to run for `auto`: the Rust auto rows are compared with
-        // CPython's chunksize 1 instead (see `vs_cpython` in `run`).
+        // CPython's fastest fixed chunk size instead (see `vs_cpython` in `run`).
         points.retain(|p| !p.chunksize.is_auto());
     }
     if backend.is_cpython() && !chunksize_applies {
@@ -302,12 +302,21 @@ pub fn run(
                     }
                 } else if *backend != Backend::Serial && record.median_s.is_finite() {
                     let workers = record.max_workers.unwrap_or(1);
-                    // The same chunk size, else a row without one (ThreadPoolExecutor, submit),
-                    // else CPython's default of 1 (an `auto` row has no fixed size: it meets
-                    // CPython as Python users run it, with the default).
-                    let python = [record.chunksize, None, Some(1)]
-                        .iter()
-                        .find_map(|c| python_medians.get(&(executor, workers, *c)));
+                    // The same chunk size, else a row without one (ThreadPoolExecutor, submit).
+                    // An `auto` row has no fixed size: it meets CPython at its best, the fastest
+                    // chunk size CPython ran at this point (the ratio is then a floor).
+                    let python = if record.chunksize_auto {
+                        python_medians
+                            .iter()
+                            .filter(|((e, w, _), _)| *e == executor && *w == workers)
+                            .map(|(_, median)| *median)
+                            .min_by(f64::total_cmp)
+                    } else {
+                        [record.chunksize, None]
+                            .iter()
+                            .find_map(|c| python_medians.get(&(executor, workers, *c)))
+                            .copied()
+                    };
                     record.vs_cpython = python.map(|p| p / record.median_s);
                 }
                 if *backend == Backend::Serial && record.check_passed() {

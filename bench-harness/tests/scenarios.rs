@@ -274,11 +274,27 @@ fn every_scenario_quick_on_cpython_side_by_side() {
         .filter(|r| r.scenario == "chunksize-sweep" && r.backend == "cpython-process")
         .count();
     assert_eq!(process, fixed);
-    // The Rust `auto` row still meets CPython (its default chunksize, 1).
-    assert!(
-        records
+    // The Rust `auto` row still meets CPython: its fastest fixed chunk size at that point.
+    for r in records.iter().filter(|r| r.chunksize_auto) {
+        let python = r.median_s * r.vs_cpython.expect("an auto row meets CPython");
+        let fastest = records
             .iter()
-            .filter(|r| r.chunksize_auto)
-            .all(|r| r.vs_cpython.is_some())
-    );
+            .filter(|p| {
+                p.scenario == r.scenario
+                    && p.max_workers == r.max_workers
+                    && p.backend
+                        == if r.backend == "process" {
+                            "cpython-process"
+                        } else {
+                            "cpython-threads"
+                        }
+            })
+            .map(|p| p.median_s)
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            (python - fastest).abs() <= 1e-9 * fastest.max(1.0),
+            "{}: compared with {python} s, CPython's fastest is {fastest} s",
+            r.key()
+        );
+    }
 }

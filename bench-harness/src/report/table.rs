@@ -136,7 +136,7 @@ fn render_markdown(records: &[Record], charts: &[(String, String, String)]) -> S
             "\nChunk `auto (N)`: `map` chose the chunk size from the measured cost of the first \
              items and chose N (the median of the timed runs' choices). CPython has no automatic \
              chunk size, so it runs no `auto` rows; an `auto` row's vs CPython is against \
-             CPython's default chunksize of 1.\n",
+             CPython's fastest chunk size at the same point (a floor for the ratio).\n",
         );
     }
 
