@@ -28,6 +28,12 @@ use serde::{Deserialize, Serialize};
 /// The largest frame either side accepts (a chunk of tasks or of results).
 pub(crate) const MAX_FRAME: usize = 256 * 1024 * 1024;
 
+/// The buffer on each end of each pipe: a pipe's own capacity, so that a frame of up to this size
+/// (a chunk of a few thousand small tasks) leaves in one `write` and wakes the reader once. With
+/// `std`'s 8 KiB default, such a frame went out as a few-byte header write and then the payload,
+/// and the other side woke up for each.
+pub(crate) const PIPE_BUFFER: usize = 64 * 1024;
+
 /// Written by a worker before its first frame.
 pub(crate) const MAGIC: &[u8] = b"\0backend-process/1\0";
 

@@ -76,7 +76,7 @@ fn serve() -> io::Result<()> {
     // so that a process a task starts cannot hold the parent's end of the stream open.
     let protocol = rustix::io::fcntl_dupfd_cloexec(io::stdout(), 0).map_err(io::Error::from)?;
     rustix::stdio::dup2_stdout(io::stderr()).map_err(io::Error::from)?;
-    let mut out = BufWriter::new(File::from(protocol));
+    let mut out = BufWriter::with_capacity(wire::PIPE_BUFFER, File::from(protocol));
     std::panic::set_hook(Box::new(|info| {
         let trace = std::backtrace::Backtrace::force_capture().to_string();
         BACKTRACE.with(|b| *b.borrow_mut() = Some(format!("{info}\n{trace}")));
@@ -134,7 +134,7 @@ struct Queued {
 impl Shared {
     /// The reader thread: queues requests, answers revokes at once (even while a task runs).
     fn read_requests(&self) {
-        let mut input = BufReader::new(io::stdin().lock());
+        let mut input = BufReader::with_capacity(wire::PIPE_BUFFER, io::stdin().lock());
         let error = loop {
             let mut frame = Vec::new();
             match wire::read_frame(&mut input, &mut frame) {

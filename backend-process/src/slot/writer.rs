@@ -265,8 +265,8 @@ fn start_worker(
     };
     let pid = child.id();
     pool.sched.lock().workers.push(pid);
-    let mut input = BufWriter::new(stdin);
-    let mut output = BufReader::new(stdout);
+    let mut input = BufWriter::with_capacity(wire::PIPE_BUFFER, stdin);
+    let mut output = BufReader::with_capacity(wire::PIPE_BUFFER, stdout);
     if let Err(why) = handshake(pool, &mut input, &mut output) {
         drop(input);
         pool.forget_worker(pid);
