@@ -495,8 +495,19 @@ impl<'a, O> MapIter<'a, O> {
         // refused too: the rest of the input is still read, so that each item gets its error
         // (nothing is silently dropped, rule H6), but not submitted.
         let mut refused: Option<RejectReason> = None;
+        let auto = options.is_auto_chunksize();
+        let workers = executor
+            .parallelism()
+            .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+            .unwrap_or(1)
+            .max(1);
         let source = std::iter::from_fn(move || {
-            let chunk: Vec<T> = tasks.by_ref().take(size.get()).collect();
+            let take = if auto {
+                tail_chunksize(size.get(), tasks.size_hint().0, workers)
+            } else {
+                size.get()
+            };
+            let chunk: Vec<T> = tasks.by_ref().take(take).collect();
             if chunk.is_empty() {
                 return None;
             }
@@ -537,12 +548,7 @@ impl<'a, O> MapIter<'a, O> {
                 return Err(MapError::Rejected(reason.clone()));
             }
         }
-        if options.is_auto_chunksize() {
-            let workers = executor
-                .parallelism()
-                .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
-                .unwrap_or(1)
-                .max(1);
+        if auto {
             while pulled < workers.min(first) && iter.pull() {
                 pulled += 1;
             }
@@ -738,6 +744,17 @@ impl<O> fmt::Debug for MapIter<'_, O> {
     }
 }
 
+/// The size of the next automatic chunk when `remaining` items are left (0: unknown): the
+/// `chosen` size, but smaller towards the end of the input, down to an eighth of it, so that the
+/// last chunks (already sent ahead to workers) leave the workers unevenly loaded by little.
+fn tail_chunksize(chosen: usize, remaining: usize, workers: usize) -> usize {
+    if remaining == 0 {
+        return chosen;
+    }
+    let share = remaining.div_ceil(workers.saturating_mul(4));
+    chosen.min(share.max(chosen / 8)).max(1)
+}
+
 /// The automatic chunk size (rule H5): enough items to run [`AUTO_CHUNK_TARGET`], at most a
 /// quarter of each worker's even share of the `remaining` items (0: unknown), within
 /// `1..=AUTO_CHUNK_MAX`.
@@ -833,6 +850,16 @@ mod tests {
         assert_eq!(auto_chunksize(Duration::ZERO, 1_000_000, 2), 4096);
         assert_eq!(auto_chunksize(us(1), 0, 2), 2000);
         assert_eq!(auto_chunksize(us(1), 3, 16), 1);
+    }
+
+    #[test]
+    fn automatic_chunks_shrink_towards_the_end() {
+        use super::tail_chunksize;
+        assert_eq!(tail_chunksize(4096, 200_000, 2), 4096);
+        assert_eq!(tail_chunksize(4096, 16_000, 2), 2000);
+        assert_eq!(tail_chunksize(4096, 1_000, 2), 512);
+        assert_eq!(tail_chunksize(4096, 0, 2), 4096, "unknown length");
+        assert_eq!(tail_chunksize(1, 10, 2), 1);
     }
 
     /// Map items are moved through several layers per item: keep them small.
