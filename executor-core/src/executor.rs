@@ -189,8 +189,10 @@ impl MapOptions {
     /// chunk gets enough items to run about [`AUTO_CHUNK_TARGET`] (so that a chunk's fixed
     /// cost, a pipe round trip for processes, stays small beside its work), but no more than a
     /// quarter of an even share per worker when the input's length is known (so that the work
-    /// still spreads), and at most [`AUTO_CHUNK_MAX`]. Slow tasks (I/O, anything over 2 ms)
-    /// keep chunks of 1. If the probe cannot be measured in time, chunks of 1 are used.
+    /// still spreads), and at most [`AUTO_CHUNK_MAX`]; towards the end of the input chunks
+    /// shrink (down to an eighth of that size), so that the last ones leave the workers evenly
+    /// loaded. Slow tasks (I/O, anything over 2 ms) keep chunks of 1. If the probe cannot be
+    /// measured in time, chunks of 1 are used.
     ///
     /// A later [`chunksize`](MapOptions::chunksize) turns it off again.
     ///
