@@ -9,7 +9,7 @@ use std::time::Duration;
 use executor_core::{BrokenExecutor, BrokenKind, TaskError};
 
 use super::{
-    PIPE_ROOM, POOL_THREAD, Progress, READER, Slot, SlotState, enter, mark_written, request_cost,
+    POOL_THREAD, Progress, READER, Slot, SlotState, enter, mark_written, request_cost,
     write_requests,
 };
 use crate::OnWorkerDeath;
@@ -175,7 +175,7 @@ fn feed(pool: &Inner, slot: &Arc<Slot>) {
     };
     write_requests(out, || {
         let mut state = slot.state.lock();
-        let room = PIPE_ROOM.saturating_sub(state.unread);
+        let room = state.room.saturating_sub(state.unread);
         let unsent = state
             .entries
             .iter()

@@ -265,6 +265,7 @@ fn start_worker(
     };
     let pid = child.id();
     pool.sched.lock().workers.push(pid);
+    let room = super::grow_pipe(&stdin);
     let mut input = BufWriter::with_capacity(wire::PIPE_BUFFER, stdin);
     let mut output = BufReader::with_capacity(wire::PIPE_BUFFER, stdout);
     if let Err(why) = handshake(pool, &mut input, &mut output) {
@@ -296,6 +297,7 @@ fn start_worker(
         state.ended = false;
         state.closing = false;
         state.unread = 0;
+        state.room = room;
     }
     *slot.input.lock() = Some(input);
     let reader = {
