@@ -601,18 +601,28 @@ impl<'a, O> MapIter<'a, O> {
 
     /// How long one item of the oldest unit ran: its own report, or (for a backend that does
     /// not time its chunks) the time since `sent`. `None` if it did not finish in time.
+    /// Of the probes done by then, the cheapest counts: a worker's very first item also pays
+    /// for its cold start (page faults, lazy statics), which would make chunks too small.
     fn probe(&self, sent: Instant) -> Option<Duration> {
-        let Some(Unit::Submitted(batch)) = self.queue.front() else {
+        let Some(Unit::Submitted(first)) = self.queue.front() else {
             return None;
         };
-        match batch.wait_until(self.deadline) {
-            Ok(true) => {
-                let ran = batch.run_time().unwrap_or_else(|| sent.elapsed());
-                Some(ran / u32::try_from(batch.len().max(1)).unwrap_or(u32::MAX))
-            }
+        match first.wait_until(self.deadline) {
+            Ok(true) => {}
             // Timed out, or cannot wait here (a cycle, a thread that must not block).
-            Ok(false) | Err(_) => None,
+            Ok(false) | Err(_) => return None,
         }
+        let per_item = |batch: &Batch<O>| {
+            let ran = batch.run_time().unwrap_or_else(|| sent.elapsed());
+            ran / u32::try_from(batch.len().max(1)).unwrap_or(u32::MAX)
+        };
+        self.queue
+            .iter()
+            .filter_map(|unit| match unit {
+                Unit::Submitted(batch) if batch.unfinished() == 0 => Some(per_item(batch)),
+                _ => None,
+            })
+            .min()
     }
 
     /// Cancels every chunk not yet started and stops submitting.
