@@ -42,6 +42,8 @@
 //!   work) is tested with the only worker stopped by SIGSTOP and more data submitted than a pipe
 //!   holds.
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -55,6 +57,7 @@ use executor_core::{
 use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use support::within;
 
 backend_process::test_worker!();
 
@@ -225,23 +228,6 @@ fn value(answer: &Answer) -> u64 {
     }
 }
 
-/// Runs `f` on its own thread and returns what it returns, failing the test (instead of hanging
-/// it) if that takes longer than [`LIMIT`]: Python's `_fail_on_deadlock`.
-fn within<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(LIMIT) {
-        Ok(r) => r,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("deadlock: {what} did not return"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the thread sends before it ends"),
-        },
-    }
-}
-
 /// The outcome of `f`, waited for at most [`LIMIT`]; a timeout is a deadlock.
 fn outcome<'a>(f: &'a FutureHandle<Answer>, what: &str) -> Result<&'a Answer, ResultError> {
     let r = f.result(Some(LIMIT));
@@ -316,6 +302,22 @@ fn check(job: Job) -> (Arc<ProcessPoolExecutor>, u32, FutureHandle<Answer>) {
     // The one worker is idle: the next task goes to it (no second worker starts).
     let f = pool.submit(job).unwrap();
     (pool, pid, f)
+}
+
+/// The ways a worker crashes (a SIGSEGV, an `abort`) and how its end reads.
+const CRASHES: [(Bad, &str); 2] = [
+    (Bad::Crash, "was killed by signal 11 (SIGSEGV)"),
+    (Bad::Abort, "was killed by signal 6 (SIGABRT)"),
+];
+
+/// Each of [`CRASHES`], done by the job `job` makes, breaks the pool naming the pid and the
+/// signal, and `shutdown(wait)` still returns.
+fn each_crash_breaks_the_pool(job: impl Fn(Bad) -> Job) {
+    for (bad, status) in CRASHES {
+        let (pool, pid, f) = check(job(bad));
+        assert_broken_by(&pool, &f, pid, status);
+        finish(pool);
+    }
 }
 
 /// Ends a [`check`]: `shutdown(wait)` returns, however the pool ended.
@@ -408,28 +410,14 @@ fn error_at_task_deserialize() {
 /// the pid and the signal.
 #[test]
 fn crash_at_task_deserialize() {
-    for (bad, status) in [
-        (Bad::Crash, "was killed by signal 11 (SIGSEGV)"),
-        (Bad::Abort, "was killed by signal 6 (SIGABRT)"),
-    ] {
-        let (pool, pid, f) = check(Job::CarryDe(AtDeserialize(bad)));
-        assert_broken_by(&pool, &f, pid, status);
-        finish(pool);
-    }
+    each_crash_breaks_the_pool(|bad| Job::CarryDe(AtDeserialize(bad)));
 }
 
 /// [test_crash_during_func_exec_on_worker](https://github.com/python/cpython/blob/main/Lib/test/test_concurrent_futures/test_deadlock.py):
 /// a task that crashes its worker: the pool breaks, naming the pid and the signal.
 #[test]
 fn crash_during_task() {
-    for (bad, status) in [
-        (Bad::Crash, "was killed by signal 11 (SIGSEGV)"),
-        (Bad::Abort, "was killed by signal 6 (SIGABRT)"),
-    ] {
-        let (pool, pid, f) = check(Job::Run(bad));
-        assert_broken_by(&pool, &f, pid, status);
-        finish(pool);
-    }
+    each_crash_breaks_the_pool(Job::Run);
 }
 
 /// [test_exit_during_func_exec_on_worker](https://github.com/python/cpython/blob/main/Lib/test/test_concurrent_futures/test_deadlock.py):
@@ -467,14 +455,7 @@ fn error_during_task() {
 /// a result whose `Serialize` crashes the worker: the pool breaks, naming the pid and signal.
 #[test]
 fn crash_during_result_serialize() {
-    for (bad, status) in [
-        (Bad::Crash, "was killed by signal 11 (SIGSEGV)"),
-        (Bad::Abort, "was killed by signal 6 (SIGABRT)"),
-    ] {
-        let (pool, pid, f) = check(Job::ReturnSer(bad));
-        assert_broken_by(&pool, &f, pid, status);
-        finish(pool);
-    }
+    each_crash_breaks_the_pool(Job::ReturnSer);
 }
 
 /// [test_exit_during_result_pickle_on_worker](https://github.com/python/cpython/blob/main/Lib/test/test_concurrent_futures/test_deadlock.py):

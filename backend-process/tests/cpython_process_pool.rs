@@ -33,6 +33,8 @@
 //!   is a private string-typed call; here the operation is the method called
 //!   (`terminate_workers` or `kill_workers`), so an invalid one cannot be written.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -43,6 +45,7 @@ use executor_core::{
     ShutdownOptions, Task, TaskError,
 };
 use serde::{Deserialize, Serialize};
+use support::{Dir, within};
 
 backend_process::test_worker!();
 
@@ -185,27 +188,7 @@ impl RemoteTask for FailIfExists {
 
 backend_process::register!(FailIfExists);
 
-/// A private directory of marker files, removed on drop (which also releases every blocked
-/// task).
-struct Dir(PathBuf);
-
 impl Dir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "backend-process-cpython-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
     /// A task that blocks until [`Dir::release`], after creating `started-{i}`.
     fn block(&self, i: usize, value: u64) -> Op {
         Op::Block {
@@ -213,10 +196,6 @@ impl Dir {
             release: self.path("release"),
             value,
         }
-    }
-
-    fn release(&self) {
-        std::fs::write(self.path("release"), b"").unwrap();
     }
 
     /// The pid of the worker that started block `i`, once it has.
@@ -228,13 +207,6 @@ impl Dir {
 
     fn started(&self, i: usize) -> bool {
         self.path(&format!("started-{i}")).exists()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.path("release"), b"");
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -252,23 +224,6 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     while !condition() {
         assert!(Instant::now() < deadline, "never happened: {what}");
         std::thread::sleep(Duration::from_micros(200));
-    }
-}
-
-/// Runs `f` on its own thread and returns its result, failing the test if that takes longer
-/// than [`LIMIT`] (a hang).
-fn within<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(LIMIT) {
-        Ok(r) => r,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("hang: {what} did not return"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the thread sends before it ends"),
-        },
     }
 }
 
@@ -464,7 +419,7 @@ fn resources_dropped_in_workers() {
     let dir = Dir::new("dropped");
     let pool = ProcessPoolExecutor::new(1).unwrap();
     let f = pool
-        .submit(Op::Guarded(DropRecorder { dir: dir.0.clone() }))
+        .submit(Op::Guarded(DropRecorder { dir: dir.root() }))
         .unwrap();
     let parent = std::process::id();
     assert!(

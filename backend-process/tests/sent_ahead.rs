@@ -7,6 +7,8 @@
 //! All with real worker processes. `ProcessPoolExecutor::sent_ahead` proves that a task was
 //! written to a worker (not merely queued in the parent).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +18,7 @@ use executor_core::{
     Executor, FutureHandle, Introspect, Shutdown, ShutdownOptions, State, Task, TaskError,
 };
 use serde::{Deserialize, Serialize};
+use support::Dir;
 
 backend_process::test_worker!();
 
@@ -92,42 +95,12 @@ impl RemoteTask for Probe {
 
 backend_process::register!(Probe);
 
-/// A private directory of marker files, removed on drop.
-struct Dir(PathBuf);
-
 impl Dir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "backend-process-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
     fn block(&self) -> Probe {
         Probe::Block {
             started: self.path("started"),
             release: self.path("release"),
         }
-    }
-
-    fn release(&self) {
-        std::fs::write(self.path("release"), b"").unwrap();
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.path("release"), b"");
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
