@@ -198,6 +198,74 @@ fn max_workers_is_one_bound_for_blocking_and_async_tasks() {
     assert_eq!(values, [1, 2, 3, 4]);
 }
 
+/// M2 with the blocking hand-off: a blocking-pool thread that finishes a task runs the next
+/// queued blocking task itself, with the same place (no wake-up of another thread per task), but
+/// the queue's order across kinds is kept — an async task queued between blocking ones starts in
+/// its turn — and `max_workers` still bounds what runs at once. 50 rounds.
+#[test]
+fn queued_tasks_start_in_submission_order_across_kinds() {
+    for round in 0..50 {
+        let pool = AsyncExecutor::new(1).unwrap();
+        let (gate, opener) = Gate::new();
+        let (order_tx, order) = mpsc::channel();
+        let occupancy = Arc::new(Occupancy::default());
+        let first = {
+            let (gate, order) = (gate.clone(), order_tx.clone());
+            pool.submit(move || {
+                order.send("blocking 0".to_owned()).unwrap();
+                gate.pass_blocking();
+            })
+            .unwrap()
+        };
+        assert_eq!(recv(&order, "the first task starts"), "blocking 0");
+        let mut futures = vec![first];
+        for (i, blocking) in [true, true, false, true, false, false, true]
+            .into_iter()
+            .enumerate()
+        {
+            let (order, occupancy) = (order_tx.clone(), Arc::clone(&occupancy));
+            let label = format!("{} {}", if blocking { "blocking" } else { "async" }, i + 1);
+            let future = if blocking {
+                pool.submit(move || {
+                    let _inside = occupancy.enter();
+                    order.send(label).unwrap();
+                })
+                .unwrap()
+            } else {
+                pool.submit_async(async move {
+                    let _inside = occupancy.enter();
+                    order.send(label).unwrap();
+                })
+                .unwrap()
+            };
+            futures.push(future);
+        }
+        opener.open();
+        for f in &futures {
+            f.result(Some(LIMIT)).unwrap();
+        }
+        let seen: Vec<String> = order.try_iter().collect();
+        assert_eq!(
+            seen,
+            [
+                "blocking 1",
+                "blocking 2",
+                "async 3",
+                "blocking 4",
+                "async 5",
+                "async 6",
+                "blocking 7"
+            ],
+            "round {round}"
+        );
+        assert_eq!(
+            occupancy.max(),
+            1,
+            "round {round}: more than max_workers ran at once"
+        );
+    }
+}
+
 /// K3 with M2: the counts follow the queue; a cancelled task is no longer queued.
 #[test]
 fn stats_count_running_and_queued_tasks_but_not_cancelled_ones() {
