@@ -292,12 +292,32 @@ fn start_worker(
             }
         }));
     }
-    {
+    let withdrawn = {
         let mut state = slot.state.lock();
         state.ended = false;
         state.closing = false;
         state.unread = 0;
         state.room = room;
+        // What the slot still holds was kept from a worker that died (`Replace`) and reached no
+        // live worker, even if it is marked written: the writer may have written it to the dead
+        // one's pipe just after its reader kept it. All of it goes to this worker, except what a
+        // `cancel()` is withdrawing: that never started, so it is withdrawn.
+        let (withdrawn, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.entries)
+            .into_iter()
+            .partition(|e| e.revoking);
+        state.entries = kept;
+        for entry in &mut state.entries {
+            pool.forget_progress(entry.progress);
+            entry.progress = Progress::Unsent;
+        }
+        withdrawn
+    };
+    if !withdrawn.is_empty() {
+        pool.release(slot.index, withdrawn.len(), 0);
+        for entry in withdrawn {
+            pool.forget_progress(entry.progress);
+            entry.revoker.answer(true, Some(entry.job));
+        }
     }
     *slot.input.lock() = Some(input);
     let reader = {
