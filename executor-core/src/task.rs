@@ -265,8 +265,8 @@ impl RunTimer {
     pub fn record(&self, ran: Duration) {
         // Stored as nanoseconds + 1, so that 0 means "nothing yet". Ordering: the value travels
         // with the future's completion, which already publishes it (the reader waits on it).
-        let nanos = u64::try_from(ran.as_nanos()).unwrap_or(u64::MAX - 1);
-        self.0.store(nanos + 1, Ordering::Relaxed);
+        let nanos = u64::try_from(ran.as_nanos()).unwrap_or(u64::MAX);
+        self.0.store(nanos.saturating_add(1), Ordering::Relaxed);
     }
 
     /// The run time recorded, if any.
