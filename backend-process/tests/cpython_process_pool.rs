@@ -618,6 +618,17 @@ fn gc_during_max_tasks_worker_exit_gh152967() {
     stranded_worker_exit(false, true);
 }
 
+/// One worker that retires after every task.
+fn retiring_after_each_task() -> Arc<ProcessPoolExecutor> {
+    Arc::new(
+        ProcessPoolExecutor::builder()
+            .max_workers(1)
+            .max_tasks_per_child(1)
+            .build()
+            .unwrap(),
+    )
+}
+
 /// [test_force_shutdown_during_max_tasks_worker_exit](https://github.com/python/cpython/blob/main/Lib/test/test_concurrent_futures/test_process_pool.py):
 /// a worker at its `max_tasks_per_child` limit during `terminate_workers` is not replaced (a
 /// replacement would escape the signal), and the queued futures end instead of hanging. Ours
@@ -629,13 +640,7 @@ fn gc_during_max_tasks_worker_exit_gh152967() {
 #[test]
 fn force_shutdown_during_max_tasks_worker_exit() {
     let dir = Dir::new("force-max-tasks");
-    let pool = Arc::new(
-        ProcessPoolExecutor::builder()
-            .max_workers(1)
-            .max_tasks_per_child(1)
-            .build()
-            .unwrap(),
-    );
+    let pool = retiring_after_each_task();
     let futures: Vec<_> = (0..3)
         .map(|i| pool.submit(dir.block(i, i as u64)).unwrap())
         .collect();
@@ -655,13 +660,7 @@ fn force_shutdown_during_max_tasks_worker_exit() {
     );
 
     for i in 0..30u64 {
-        let pool = Arc::new(
-            ProcessPoolExecutor::builder()
-                .max_workers(1)
-                .max_tasks_per_child(1)
-                .build()
-                .unwrap(),
-        );
+        let pool = retiring_after_each_task();
         let marker = |k: u64| dir.path(&format!("race-{i}-{k}"));
         let first = pool.submit(Op::Spin((i % 10) * 30)).unwrap();
         let rest: Vec<_> = (1..3)
