@@ -26,6 +26,9 @@ pub(crate) trait Pending: Send {
     /// Lets `cancel()` ask the worker (rule L13); `false` if the future was cancelled meanwhile
     /// (then the request must not be sent).
     fn set_revoker(&self, revoker: Arc<dyn Revoker>) -> bool;
+    /// Whether it may go quiet (no `Started` frame; see [`crate::page`]): a chunk of `map`, whose
+    /// future nobody but `map` sees, so that RUNNING need not show.
+    fn quiet(&self) -> bool;
     /// The worker started it: PENDING → RUNNING. A revoke the worker refused may have made it
     /// RUNNING already, which is fine.
     fn start(&self);
@@ -218,6 +221,9 @@ where
     fn set_revoker(&self, revoker: Arc<dyn Revoker>) -> bool {
         self.promise.set_revoker(revoker)
     }
+    fn quiet(&self) -> bool {
+        false
+    }
     fn start(&self) {
         start(&self.promise);
     }
@@ -249,6 +255,9 @@ where
     }
     fn set_revoker(&self, revoker: Arc<dyn Revoker>) -> bool {
         self.promise.set_revoker(revoker)
+    }
+    fn quiet(&self) -> bool {
+        true
     }
     fn start(&self) {
         start(&self.promise);

@@ -49,10 +49,11 @@
 //! stderr), so nothing another user could connect to exists; a worker whose parent dies is
 //! killed with it.
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // allowed in `page` alone
 
 mod builder;
 mod job;
+mod page;
 mod pool;
 mod registry;
 mod slot;

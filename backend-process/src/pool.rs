@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use executor_core::{
@@ -74,10 +74,6 @@ pub(crate) struct Inner {
     pub(crate) sched: Mutex<Sched>,
     /// The slots' writer threads, joined by `shutdown(wait)`.
     threads: Mutex<Vec<JoinHandle<()>>>,
-    /// Requests a worker has started and not answered.
-    pub(crate) running: AtomicUsize,
-    /// Requests written to a worker that has not started them.
-    pub(crate) sent_ahead: AtomicUsize,
     pub(crate) completed: AtomicU64,
     next_request: AtomicU64,
 }
@@ -238,8 +234,6 @@ impl ProcessPoolExecutor {
                     workers: Vec::new(),
                 }),
                 threads: Mutex::new(Vec::new()),
-                running: AtomicUsize::new(0),
-                sent_ahead: AtomicUsize::new(0),
                 completed: AtomicU64::new(0),
                 next_request: AtomicU64::new(0),
             }),
@@ -293,7 +287,7 @@ impl ProcessPoolExecutor {
     /// assert_eq!(backend_process::ProcessPoolExecutor::new(1).unwrap().sent_ahead(), 0);
     /// ```
     pub fn sent_ahead(&self) -> usize {
-        self.inner.sent_ahead.load(Ordering::Relaxed)
+        self.inner.progress().1
     }
 
     /// Sends SIGTERM to every worker (Python's `terminate_workers`): tasks not yet started
@@ -382,6 +376,22 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// Requests the workers have started and not answered, and requests written to them and not
+    /// started (sent ahead), counted slot by slot (each slot's lock is taken alone).
+    fn progress(&self) -> (usize, usize) {
+        let slots: Vec<Arc<Slot>> = self
+            .sched
+            .lock()
+            .slots
+            .iter()
+            .map(|s| Arc::clone(&s.slot))
+            .collect();
+        slots
+            .iter()
+            .map(|slot| slot.census())
+            .fold((0, 0), |(r, a), (sr, sa)| (r + sr, a + sa))
     }
 
     /// Slot `index`'s writer has exited (or never started).
@@ -641,12 +651,13 @@ impl Shutdown for ProcessPoolExecutor {
 impl Introspect for ProcessPoolExecutor {
     fn stats(&self) -> PoolStats {
         let inner = &self.inner;
+        let (running, _) = inner.progress();
         let sched = inner.sched.lock();
         PoolStats {
             workers: sched.workers.len(),
             idle: (0..sched.slots.len()).filter(|&i| sched.idle(i)).count(),
             queued: sched.jobs.len(),
-            running: inner.running.load(Ordering::Relaxed),
+            running,
             completed: inner.completed.load(Ordering::Relaxed),
         }
     }

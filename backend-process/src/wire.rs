@@ -2,9 +2,10 @@
 //! a postcard header, then (for requests and responses) a payload that is one postcard value.
 //!
 //! ```text
-//! parent → worker: Request  { id, task name } + payload: the chunk's tasks, one Vec<T>
+//! parent → worker: Request  { id, task name, quiet } + payload: the chunk's tasks, one Vec<T>
 //!                  Revoke   { id }             (withdraw a request the worker has not started)
-//! worker → parent: Started  { id }             (the worker took the request from its queue)
+//! worker → parent: Started  { id }             (the worker took the request from its queue;
+//!                                               not for a quiet one: see `page`)
 //!                  Response { id, nanos } + payload: one Vec<Result<Output, WireError>>, item by item
 //!                  Revoked  { id, revoked }    (true: removed from the queue, it never runs)
 //! ```
@@ -40,8 +41,11 @@ pub(crate) const MAGIC: &[u8] = b"\0backend-process/1\0";
 /// A frame's header, parent → worker.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToWorker<'a> {
-    /// Run the chunk in the payload with the task registered as `task`.
-    Request { id: u64, task: &'a str },
+    /// Run the chunk in the payload with the task registered as `task`. A quiet request (a chunk
+    /// of `map`) gets no `Started` frame (the worker records its start in its
+    /// [start page](crate::page) only), and its response may wait for the next ones to go out
+    /// in one write (at most [`HOLD`](crate::worker::HOLD)).
+    Request { id: u64, task: &'a str, quiet: bool },
     /// Withdraw request `id` if it has not started.
     Revoke { id: u64 },
 }
@@ -410,13 +414,29 @@ mod tests {
     #[test]
     fn frames_round_trip_with_their_payload() {
         let mut pipe = Vec::new();
-        write_frame(&mut pipe, &ToWorker::Request { id: 9, task: "t" }, b"xyz").unwrap();
+        write_frame(
+            &mut pipe,
+            &ToWorker::Request {
+                id: 9,
+                task: "t",
+                quiet: true,
+            },
+            b"xyz",
+        )
+        .unwrap();
         write_frame(&mut pipe, &ToWorker::Revoke { id: 9 }, &[]).unwrap();
         let mut input = &pipe[..];
         let mut frame = Vec::new();
         assert!(read_frame(&mut input, &mut frame).unwrap());
         let (header, payload) = split::<ToWorker<'_>>(&frame).unwrap();
-        assert!(matches!(header, ToWorker::Request { id: 9, task: "t" }));
+        assert!(matches!(
+            header,
+            ToWorker::Request {
+                id: 9,
+                task: "t",
+                quiet: true
+            }
+        ));
         assert_eq!(payload, b"xyz");
         assert!(read_frame(&mut input, &mut frame).unwrap());
         assert!(matches!(

@@ -3,9 +3,11 @@
 //! Two threads: a reader that moves request frames from stdin into a local queue and answers
 //! `Revoke` frames at once, and the runner (the main thread) that takes requests from the queue
 //! one by one. Both sides of "start it or revoke it" take the request out of that queue under
-//! its lock, so exactly one of them gets it (rule L13). The runner writes `Started` (flushed
-//! before the task runs, together with the previous response, in one write), runs the chunk,
-//! and writes `Response`; it flushes whenever the queue runs dry.
+//! its lock, so exactly one of them gets it (rule L13). The runner records the start in the
+//! [start page](crate::page) (and, for a loud request, writes `Started`, flushed before the task
+//! runs), runs the chunk, and writes `Response`: a loud one's at once, a quiet one's (a chunk of
+//! `map`) possibly with the next ones, in one write, held at most [`HOLD`]. Everything goes out
+//! whenever the queue runs dry.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -14,8 +16,9 @@ use std::io::{self, BufReader, BufWriter};
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex};
 
+use crate::page::StartPage;
 use crate::registry;
 use crate::wire::{self, MAGIC, ToParent, ToWorker};
 
@@ -60,6 +63,11 @@ pub fn worker_main() {
     std::process::exit(code);
 }
 
+/// How long a worker may hold the response of a quiet request (a chunk of `map`) while it runs the
+/// next ones, so that several responses go back in one write (one wake-up of the parent's reader
+/// instead of one each).
+pub(crate) const HOLD: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Serves the parent until it closes stdin: a reader thread queues requests and answers revokes;
 /// this thread runs the queue in order.
 fn serve() -> io::Result<()> {
@@ -72,6 +80,7 @@ fn serve() -> io::Result<()> {
             names.join(", ")
         )));
     }
+    let page = StartPage::inherited().transpose()?;
     // The protocol gets the original stdout; the task's own prints go to stderr. Close-on-exec,
     // so that a process a task starts cannot hold the parent's end of the stream open.
     let protocol = rustix::io::fcntl_dupfd_cloexec(io::stdout(), 0).map_err(io::Error::from)?;
@@ -86,7 +95,11 @@ fn serve() -> io::Result<()> {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         queued: Condvar::new(),
-        out: Mutex::new(out),
+        out: Mutex::new(Output {
+            stream: out,
+            held: 0,
+        }),
+        page,
     });
     let reader = {
         let shared = Arc::clone(&shared);
@@ -111,8 +124,26 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Signalled when a request is queued or the queue closes.
     queued: Condvar,
-    /// The protocol stream. Both threads write whole frames under this lock.
-    out: Mutex<BufWriter<File>>,
+    /// The protocol stream. Both threads write whole frames under this lock. Lock order:
+    /// `queue`, then `out`.
+    out: Mutex<Output>,
+    /// Where the runner records each request it starts; `None` if the parent made none (then it
+    /// sends no quiet request).
+    page: Option<StartPage>,
+}
+
+/// The protocol stream and what it holds back.
+struct Output {
+    stream: BufWriter<File>,
+    /// Responses of quiet requests written to `stream` and not flushed yet.
+    held: usize,
+}
+
+impl Output {
+    fn flush(&mut self) -> io::Result<()> {
+        self.held = 0;
+        io::Write::flush(&mut self.stream)
+    }
 }
 
 /// Requests received and not started, in order. Taking one out of here is the worker's atomic
@@ -120,22 +151,36 @@ struct Shared {
 #[derive(Default)]
 struct Queue {
     requests: VecDeque<Queued>,
+    /// Request frames read so far: the next one's sequence number.
+    read: u64,
+    /// Quiet requests queued or running: while there are any, the runner may hold responses,
+    /// and the reader wakes every [`HOLD`] to send what it holds.
+    quiet: usize,
     /// The parent closed stdin (or sent nonsense): no more requests will come.
     closed: bool,
     error: Option<io::Error>,
 }
 
-/// A request frame as received: its id, and the whole frame (header and payload).
+/// A request frame as received: its id, its place among the requests read, and the whole frame
+/// (header and payload).
 struct Queued {
     id: u64,
+    seq: u64,
+    quiet: bool,
     frame: Vec<u8>,
 }
 
 impl Shared {
     /// The reader thread: queues requests, answers revokes at once (even while a task runs).
     fn read_requests(&self) {
-        let mut input = BufReader::with_capacity(wire::PIPE_BUFFER, io::stdin().lock());
+        let stdin = io::stdin();
+        let mut input = BufReader::with_capacity(wire::PIPE_BUFFER, stdin.lock());
         let error = loop {
+            if input.buffer().is_empty() {
+                if let Err(e) = self.await_input(&stdin) {
+                    break Some(e);
+                }
+            }
             let mut frame = Vec::new();
             match wire::read_frame(&mut input, &mut frame) {
                 Ok(true) => {}
@@ -147,21 +192,42 @@ impl Shared {
                 Err(e) => break Some(e),
             };
             match header {
-                ToWorker::Request { id, .. } => {
-                    self.queue.lock().requests.push_back(Queued { id, frame });
+                ToWorker::Request { id, quiet, .. } => {
+                    let mut queue = self.queue.lock();
+                    let seq = queue.read;
+                    queue.read += 1;
+                    queue.quiet += usize::from(quiet);
+                    queue.requests.push_back(Queued {
+                        id,
+                        seq,
+                        quiet,
+                        frame,
+                    });
+                    drop(queue);
                     self.queued.notify_one();
                 }
                 ToWorker::Revoke { id } => {
-                    let revoked = {
-                        let mut queue = self.queue.lock();
-                        let at = queue.requests.iter().position(|q| q.id == id);
-                        at.and_then(|at| queue.requests.remove(at)).is_some()
-                    };
+                    let mut queue = self.queue.lock();
+                    let at = queue.requests.iter().position(|q| q.id == id);
+                    let revoked = at.and_then(|at| queue.requests.remove(at));
+                    if revoked.as_ref().is_some_and(|q| q.quiet) {
+                        queue.quiet -= 1;
+                    }
+                    // The answer is in the pipe before the queue is let go: so once the runner
+                    // may start a later request, the parent is sure to read that this one was
+                    // withdrawn before it can learn that the worker ended (its start page then
+                    // says a later request started, and everything before it would count as
+                    // started).
                     let mut out = self.out.lock();
-                    let answer = ToParent::Revoked { id, revoked };
-                    if let Err(e) = wire::write_frame(&mut *out, &answer, &[])
-                        .and_then(|()| io::Write::flush(&mut *out))
-                    {
+                    let answer = ToParent::Revoked {
+                        id,
+                        revoked: revoked.is_some(),
+                    };
+                    let sent =
+                        wire::write_frame(&mut out.stream, &answer, &[]).and_then(|()| out.flush());
+                    drop(out);
+                    drop(queue);
+                    if let Err(e) = sent {
                         break Some(e);
                     }
                 }
@@ -174,12 +240,49 @@ impl Shared {
         self.queued.notify_one();
     }
 
+    /// Waits until stdin has something to read. While quiet requests are queued or running, it
+    /// wakes every [`HOLD`] and sends the responses the runner holds, so that none waits longer.
+    fn await_input(&self, stdin: &io::Stdin) -> io::Result<()> {
+        let tick = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: HOLD.as_nanos() as _,
+        };
+        loop {
+            let ticking = {
+                let queue = self.queue.lock();
+                queue.quiet > 0 || self.out.lock().held > 0
+            };
+            if !ticking {
+                // Nothing is held, nor can be until a quiet request comes, which wakes this
+                // thread.
+                return Ok(());
+            }
+            let mut fds = [rustix::event::PollFd::new(
+                stdin,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut fds, Some(&tick)) {
+                Ok(0) => {
+                    let mut out = self.out.lock();
+                    if out.held > 0 {
+                        out.flush()?;
+                    }
+                }
+                Ok(_) => return Ok(()),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// The runner (the main thread, whose panics the hook traces): takes requests in order,
-    /// announces each (`Started`, flushed with the previous response in one write), runs it,
-    /// and writes its response; flushes whenever the queue runs dry.
+    /// records each in the start page, announces a loud one (`Started`, flushed with what is
+    /// held in one write), runs it, and writes its response: a loud one's at once; a quiet one's
+    /// is held while the requests still queued outnumber the responses held (so that the
+    /// parent, which sends more as responses come back, never lets the queue run dry), and at
+    /// most [`HOLD`]. Everything goes out whenever the queue runs dry.
     fn run_requests(&self) -> io::Result<()> {
         let mut outcomes = Vec::new();
-        let mut unflushed = false;
         loop {
             let request = {
                 let mut queue = self.queue.lock();
@@ -190,23 +293,31 @@ impl Shared {
                     if queue.closed {
                         break None;
                     }
-                    if unflushed {
-                        MutexGuard::unlocked(&mut queue, || {
-                            io::Write::flush(&mut *self.out.lock())
-                        })?;
-                        unflushed = false;
-                        continue;
+                    // Lock order: `queue`, then `out`.
+                    let mut out = self.out.lock();
+                    if out.held > 0 {
+                        out.flush()?;
                     }
+                    drop(out);
                     self.queued.wait(&mut queue);
                 }
             };
-            let Some(Queued { id, frame }) = request else {
+            let Some(Queued {
+                id,
+                seq,
+                quiet,
+                frame,
+            }) = request
+            else {
                 break;
             };
-            {
+            if let Some(page) = &self.page {
+                page.start(seq);
+            }
+            if !quiet {
                 let mut out = self.out.lock();
-                wire::write_frame(&mut *out, &ToParent::Started { id }, &[])?;
-                io::Write::flush(&mut *out)?;
+                wire::write_frame(&mut out.stream, &ToParent::Started { id }, &[])?;
+                out.flush()?;
             }
             let (task, payload) = match wire::split::<ToWorker<'_>>(&frame)? {
                 (ToWorker::Request { task, .. }, payload) => (task, payload),
@@ -219,9 +330,19 @@ impl Shared {
             }
             let nanos = u64::try_from(ran.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let response = ToParent::Response { id, nanos };
-            wire::write_frame(&mut *self.out.lock(), &response, &outcomes)?;
-            unflushed = true;
+            let (queued, quiet_left) = {
+                let mut queue = self.queue.lock();
+                queue.quiet -= usize::from(quiet);
+                (queue.requests.len(), queue.quiet)
+            };
+            let mut out = self.out.lock();
+            wire::write_frame(&mut out.stream, &response, &outcomes)?;
+            out.held += usize::from(quiet);
+            // Held only while quiet work is left (the reader then wakes every `HOLD`).
+            if !quiet || quiet_left == 0 || out.held > queued {
+                out.flush()?;
+            }
         }
-        io::Write::flush(&mut *self.out.lock())
+        self.out.lock().flush()
     }
 }

@@ -24,12 +24,12 @@
 use std::cell::Cell;
 use std::io::BufWriter;
 use std::process::ChildStdin;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::job::Pending;
+use crate::page::StartPage;
 use crate::pool::Inner;
 use crate::wire::{self, ToWorker};
 
@@ -80,6 +80,38 @@ struct SlotState {
     unread: usize,
     /// Bytes the worker's stdin pipe surely holds without blocking its writer.
     room: usize,
+    /// The current worker's start page (`None`: none could be made; then every request is
+    /// loud).
+    page: Option<StartPage>,
+    /// Request frames written to the current worker: the next one's sequence number.
+    written: u64,
+}
+
+impl SlotState {
+    /// Whether the worker has started `entry`: it said so (`Started`), or, for a quiet request,
+    /// its start page is past the request's sequence number (it runs requests in the order it
+    /// reads them).
+    fn has_started(&self, entry: &Entry) -> bool {
+        match entry.progress {
+            Progress::Started => true,
+            Progress::Unsent => false,
+            Progress::Written => self
+                .page
+                .as_ref()
+                .is_some_and(|page| entry.seq < page.started()),
+        }
+    }
+
+    /// How many requests the worker runs (or ran, unanswered) and how many it holds unstarted.
+    pub(crate) fn census(&self) -> (usize, usize) {
+        let started = self.entries.iter().filter(|e| self.has_started(e)).count();
+        let written = self
+            .entries
+            .iter()
+            .filter(|e| e.progress != Progress::Unsent)
+            .count();
+        (started, written - started)
+    }
 }
 
 /// Bytes a pipe surely holds without blocking the writer (one page, the least Linux gives).
@@ -112,6 +144,10 @@ struct Entry {
     payload: Arc<[u8]>,
     /// [`request_cost`] of its frame.
     cost: usize,
+    /// Among the request frames written to the current worker (set when written).
+    seq: u64,
+    /// Sent without `Started` (a chunk of `map`): see [`crate::page`].
+    quiet: bool,
     progress: Progress,
     revoker: Arc<TaskRevoker>,
     /// A `Revoke` was written and waits for the worker's answer.
@@ -139,6 +175,8 @@ impl Slot {
                 closing: false,
                 unread: 0,
                 room: PIPE_ROOM,
+                page: None,
+                written: 0,
             }),
             input: Mutex::new(None),
             wake: Condvar::new(),
@@ -153,6 +191,9 @@ impl Slot {
             // Answered, failed, or revoked already: not ours to cancel any more.
             return Some(false);
         };
+        if state.has_started(&state.entries[at]) {
+            return Some(false);
+        }
         match state.entries[at].progress {
             Progress::Started => Some(false),
             Progress::Unsent => {
@@ -181,19 +222,17 @@ impl Slot {
     }
 
     /// `Started { id }`.
-    fn started(&self, pool: &Inner, id: u64) {
+    fn started(&self, id: u64) {
         let mut state = self.state.lock();
         let Some(at) = state.entries.iter().position(|e| e.id == id) else {
             return;
         };
         if state.entries[at].progress == Progress::Written {
-            pool.sent_ahead.fetch_sub(1, Relaxed);
             // The worker has read it.
             state.unread -= state.entries[at].cost;
         }
         let entry = &mut state.entries[at];
         entry.progress = Progress::Started;
-        pool.running.fetch_add(1, Relaxed);
         entry.job.start();
         if std::mem::take(&mut entry.revoking) {
             entry.revoker.answer(false, None);
@@ -215,9 +254,9 @@ impl Slot {
         if entry.revoking {
             entry.revoker.answer(false, None);
         }
-        pool.forget_progress(entry.progress);
         pool.release_quietly(self.index, 1, 1);
-        pool.completed.fetch_add(1, Relaxed);
+        pool.completed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(entry.job)
     }
 
@@ -241,25 +280,14 @@ impl Slot {
             state.unread -= entry.cost;
         }
         drop(state);
-        pool.forget_progress(entry.progress);
         entry.revoker.answer(true, Some(entry.job));
         pool.release_quietly(self.index, 1, 0);
         true
     }
-}
 
-impl Inner {
-    /// Takes a request that leaves a worker out of the `running` / `sent_ahead` counts.
-    fn forget_progress(&self, progress: Progress) {
-        match progress {
-            Progress::Started => {
-                self.running.fetch_sub(1, Relaxed);
-            }
-            Progress::Written => {
-                self.sent_ahead.fetch_sub(1, Relaxed);
-            }
-            Progress::Unsent => {}
-        }
+    /// [`SlotState::census`] of this slot.
+    pub(crate) fn census(&self) -> (usize, usize) {
+        self.state.lock().census()
     }
 }
 
@@ -278,11 +306,14 @@ fn enter(
         return false;
     }
     let cost = request_cost(job.task(), &payload);
+    let quiet = job.quiet();
     state.entries.push(Entry {
         id,
         job,
         payload,
         cost,
+        seq: 0,
+        quiet,
         progress: Progress::Unsent,
         revoker,
         revoking: false,
@@ -290,15 +321,16 @@ fn enter(
     true
 }
 
+/// What a request frame needs: id, task name, quiet, payload.
+type Frame = (u64, &'static str, bool, Arc<[u8]>);
+
 /// Writes the requests `next` hands out, in order, then flushes once. Stops at the first failed
 /// write: the worker is gone or going, and its reader deals with what it held.
-fn write_requests(
-    out: &mut impl std::io::Write,
-    mut next: impl FnMut() -> Option<(u64, &'static str, Arc<[u8]>)>,
-) {
+fn write_requests(out: &mut impl std::io::Write, mut next: impl FnMut() -> Option<Frame>) {
     let mut wrote = false;
-    while let Some((id, task, payload)) = next() {
-        if wire::write_frame(out, &ToWorker::Request { id, task }, &payload).is_err() {
+    while let Some((id, task, quiet, payload)) = next() {
+        let header = ToWorker::Request { id, task, quiet };
+        if wire::write_frame(out, &header, &payload).is_err() {
             return;
         }
         wrote = true;
@@ -308,13 +340,22 @@ fn write_requests(
     }
 }
 
-/// Marks entry `at` written (counted before the worker can answer `Started`) and returns what
-/// its frame needs.
-fn mark_written(pool: &Inner, state: &mut SlotState, at: usize) -> (u64, &'static str, Arc<[u8]>) {
+/// Marks entry `at` written (with its sequence number, before the worker can start it) and
+/// returns what its frame needs. A request is quiet only if the worker has a start page.
+fn mark_written(state: &mut SlotState, at: usize) -> Frame {
+    let seq = state.written;
+    state.written += 1;
+    let quiet = state.page.is_some();
     let entry = &mut state.entries[at];
     entry.progress = Progress::Written;
-    pool.sent_ahead.fetch_add(1, Relaxed);
-    let frame = (entry.id, entry.job.task(), Arc::clone(&entry.payload));
+    entry.seq = seq;
+    entry.quiet &= quiet;
+    let frame = (
+        entry.id,
+        entry.job.task(),
+        entry.quiet,
+        Arc::clone(&entry.payload),
+    );
     state.unread += entry.cost;
     frame
 }

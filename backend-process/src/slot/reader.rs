@@ -29,31 +29,39 @@ pub(super) fn read(
     READER.set(true);
     POOL_THREAD.set(true);
     let mut frame = Vec::new();
+    // A place was freed by a frame read since the last `feed`.
+    let mut freed = false;
     let garbled = loop {
         match wire::read_frame(&mut output, &mut frame) {
             Ok(true) => {}
             Ok(false) => break false,
             Err(_) => break true,
         }
+        // The worker's answers often come several to one write: the places they free are filled
+        // once, after the last of them (one write to the worker, one wake-up of a writer).
+        let last = output.buffer().is_empty();
         match wire::split::<ToParent>(&frame) {
-            Ok((ToParent::Started { id }, _)) => slot.started(&pool, id),
+            Ok((ToParent::Started { id }, _)) => slot.started(id),
             Ok((ToParent::Response { id, nanos }, payload)) => {
                 if let Some(job) = slot.responded(&pool, id) {
-                    feed(&pool, &slot);
-                    pool.wake_writers();
-                    // The worker counted as free again before the future completes, so that a
-                    // submitter woken by the completion reuses it instead of starting another
-                    // (rule L3).
+                    freed = true;
+                    if last {
+                        refill(&pool, &slot, &mut freed);
+                    }
+                    // The worker counted as free again (and, after the last answer of a write,
+                    // given its next requests) before the future completes, so that a submitter
+                    // woken by the completion reuses it instead of starting another (rule L3).
                     job.finish(payload, pid, Duration::from_nanos(nanos));
+                    continue;
                 }
             }
             Ok((ToParent::Revoked { id, revoked }, _)) => {
-                if slot.revoked(&pool, id, revoked) {
-                    feed(&pool, &slot);
-                    pool.wake_writers();
-                }
+                freed |= slot.revoked(&pool, id, revoked);
             }
             Err(_) => break true,
+        }
+        if last {
+            refill(&pool, &slot, &mut freed);
         }
     };
     let expected = {
@@ -89,6 +97,14 @@ fn worker_died(pool: &Inner, slot: &Slot, pid: u32, status: std::io::Result<Exit
     let entries = {
         let mut state = slot.state.lock();
         state.ended = true;
+        // What its start page says it started, it did (a `Revoked` answer for any of them would
+        // have come first: see the worker's reader).
+        let started: Vec<bool> = state.entries.iter().map(|e| state.has_started(e)).collect();
+        for (entry, started) in state.entries.iter_mut().zip(started) {
+            if started {
+                entry.progress = Progress::Started;
+            }
+        }
         let entries = std::mem::take(&mut state.entries);
         if !replace {
             entries
@@ -99,7 +115,6 @@ fn worker_died(pool: &Inner, slot: &Slot, pid: u32, status: std::io::Result<Exit
                 .into_iter()
                 .partition(|e| e.progress != Progress::Started && !e.revoking);
             for entry in &mut kept {
-                pool.forget_progress(entry.progress);
                 entry.progress = Progress::Unsent;
             }
             state.entries = kept;
@@ -118,7 +133,6 @@ fn worker_died(pool: &Inner, slot: &Slot, pid: u32, status: std::io::Result<Exit
     let mut outcomes: Vec<(Box<dyn Pending>, Outcome)> = Vec::new();
     for entry in entries {
         let started = entry.progress == Progress::Started;
-        pool.forget_progress(entry.progress);
         if entry.revoking {
             if !started {
                 // Never started, and someone wants it withdrawn: it is.
@@ -161,6 +175,14 @@ enum Outcome {
     Cancel(TaskError),
 }
 
+/// [`feed`] and wake the writers, if an answer has freed a place since the last time.
+fn refill(pool: &Inner, slot: &Arc<Slot>, freed: &mut bool) {
+    if std::mem::take(freed) {
+        feed(pool, slot);
+        pool.wake_writers();
+    }
+}
+
 /// On the reader thread, once an answer has freed a place: sends the slot's next requests
 /// itself, saving the writer thread a wake-up per task, but only when that cannot block (the
 /// reader must always be free to drain the worker's answers): the stdin lock is free, and every
@@ -186,7 +208,7 @@ fn feed(pool: &Inner, slot: &Arc<Slot>) {
             Some(_) => None,
             None => take_one(pool, slot, &mut state, room),
         };
-        at.map(|at| mark_written(pool, &mut state, at))
+        at.map(|at| mark_written(&mut state, at))
     });
 }
 

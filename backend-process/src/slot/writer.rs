@@ -10,6 +10,7 @@ use executor_core::{BrokenExecutor, BrokenKind, TaskError};
 use super::{POOL_THREAD, Progress, Slot, enter, mark_written, reader, write_requests};
 use crate::OnWorkerDeath;
 use crate::job::Queued;
+use crate::page::StartPage;
 use crate::pool::{Inner, Phase, describe_exit};
 use crate::wire::{self, Items, ToParent, ToWorker};
 use crate::worker::{TEST_ENTRY, WORKER_ENV};
@@ -89,7 +90,6 @@ fn fail_kept(pool: &Inner, slot: &Slot) {
     pool.release(slot.index, entries.len(), 0);
     let broken = pool.sched.lock().broken.clone();
     for entry in entries {
-        pool.forget_progress(entry.progress);
         if entry.revoking {
             entry.revoker.answer(true, Some(entry.job));
             continue;
@@ -104,12 +104,12 @@ fn fail_kept(pool: &Inner, slot: &Slot) {
 /// Feeds one worker until it must retire, the pool is done with it, or it ends.
 fn serve(pool: &Inner, slot: &Arc<Slot>, pid: u32) -> End {
     // Requests kept from a worker that died (`Replace`) go to this one first.
-    write_unsent(pool, slot);
+    write_unsent(slot);
     loop {
         match next(pool, slot) {
             Next::Send(requests) => {
                 admit(pool, slot, requests);
-                write_unsent(pool, slot);
+                write_unsent(slot);
             }
             Next::Retire => return End::Retired,
             Next::Exit => return End::Exited,
@@ -216,7 +216,7 @@ fn admit(pool: &Inner, slot: &Arc<Slot>, requests: Vec<Queued>) {
 /// Writes every unsent entry to the worker, in order, then flushes once. The pipe is written
 /// without the slot's lock (the reader must always be able to take answers meanwhile); a
 /// `Revoke` for an entry waits for the stdin lock, so it always follows its request.
-fn write_unsent(pool: &Inner, slot: &Slot) {
+fn write_unsent(slot: &Slot) {
     let mut input = slot.input.lock();
     let Some(out) = input.as_mut() else {
         return;
@@ -227,7 +227,7 @@ fn write_unsent(pool: &Inner, slot: &Slot) {
             .entries
             .iter()
             .position(|e| e.progress == Progress::Unsent);
-        at.map(|at| mark_written(pool, &mut state, at))
+        at.map(|at| mark_written(&mut state, at))
     });
 }
 
@@ -244,9 +244,10 @@ fn start_worker(
         s.phase = Phase::Starting;
         s.served = 0;
     }
-    let mut child = Command::new(&pool.program)
-        // A test binary runs the worker entry test; any other binary's `main` calls
-        // `worker_main` before it looks at its arguments.
+    let mut command = Command::new(&pool.program);
+    // A test binary runs the worker entry test; any other binary's `main` calls `worker_main`
+    // before it looks at its arguments.
+    command
         .args([
             TEST_ENTRY,
             "--exact",
@@ -257,7 +258,13 @@ fn start_worker(
         .env(WORKER_ENV, std::process::id().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    // Best effort: without a start page, every request is loud (announced through the pipe).
+    let page = StartPage::create().ok();
+    if let Some(page) = &page {
+        page.pass_to(&mut command);
+    }
+    let mut child = command
         .spawn()
         .map_err(|e| broken(format!("cannot start a worker process: {e}")))?;
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
@@ -298,6 +305,9 @@ fn start_worker(
         state.closing = false;
         state.unread = 0;
         state.room = room;
+        state.page = page;
+        // The initializer, if any, was the first request written.
+        state.written = u64::from(pool.options.initializer.is_some());
         // What the slot still holds was kept from a worker that died (`Replace`) and reached no
         // live worker, even if it is marked written: the writer may have written it to the dead
         // one's pipe just after its reader kept it. All of it goes to this worker, except what a
@@ -307,7 +317,6 @@ fn start_worker(
             .partition(|e| e.revoking);
         state.entries = kept;
         for entry in &mut state.entries {
-            pool.forget_progress(entry.progress);
             entry.progress = Progress::Unsent;
         }
         withdrawn
@@ -315,7 +324,6 @@ fn start_worker(
     if !withdrawn.is_empty() {
         pool.release(slot.index, withdrawn.len(), 0);
         for entry in withdrawn {
-            pool.forget_progress(entry.progress);
             entry.revoker.answer(true, Some(entry.job));
         }
     }
@@ -367,9 +375,17 @@ fn handshake(
         return Ok(());
     };
     let id = u64::MAX;
-    wire::write_frame(input, &ToWorker::Request { id, task: name }, payload)
-        .and_then(|()| std::io::Write::flush(input))
-        .map_err(|_| NotReady::Ended)?;
+    wire::write_frame(
+        input,
+        &ToWorker::Request {
+            id,
+            task: name,
+            quiet: false,
+        },
+        payload,
+    )
+    .and_then(|()| std::io::Write::flush(input))
+    .map_err(|_| NotReady::Ended)?;
     let mut frame = Vec::new();
     loop {
         match wire::read_frame(output, &mut frame) {

@@ -1,0 +1,159 @@
+//! The start page: one word of memory that the parent and one worker share, in which the worker
+//! records how far into its requests it has got: the sequence number (+ 1) of the last request it
+//! started, counting every request frame it has read, in order.
+//!
+//! It lets a worker start requests without telling the parent through the pipe (every frame in
+//! the pipe wakes the parent's reader thread): the requests of a `map` are "quiet", and only their
+//! responses, several to one write, go back. The parent still learns exactly which requests the
+//! worker had started when it dies (rule L6: they failed with it; the others never started and are
+//! resent, failed or cancelled as the policy says) and whether a `cancel()` comes too late, by
+//! reading this word; because a worker runs its requests in the order it reads them, "started" is
+//! simply "sequence number below the word".
+//!
+//! The page is a `memfd` (an anonymous file, not in any directory: nothing another process could
+//! open), mapped shared by both processes; the worker inherits its descriptor, named in its
+//! environment. Where the system cannot make one, the pool falls back to telling everything
+//! through the pipe.
+
+// The mapping and the descriptor passed across `exec` need `unsafe`; this module is the only
+// place in the crate that uses it.
+#![allow(unsafe_code)]
+
+use std::ffi::c_void;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::MemfdFlags;
+use rustix::io::FdFlags;
+use rustix::mm::{MapFlags, ProtFlags};
+
+/// Set in a worker's environment when it has a start page: the descriptor's number.
+const PAGE_ENV: &str = "BACKEND_PROCESS_START_PAGE";
+
+/// The size of the shared word (the mapping takes a page).
+const SIZE: usize = std::mem::size_of::<AtomicU64>();
+
+/// One worker's start page, mapped in this process.
+pub(crate) struct StartPage {
+    word: NonNull<AtomicU64>,
+    fd: OwnedFd,
+}
+
+// SAFETY: the mapping is only ever accessed through `&AtomicU64` (atomic loads and stores), which
+// any thread may do at the same time; the pointer stays valid until `drop`, which needs the page
+// owned.
+unsafe impl Send for StartPage {}
+// SAFETY: as above: shared access is atomic access.
+unsafe impl Sync for StartPage {}
+
+impl StartPage {
+    /// A new page for a worker about to start (the parent's side), reading 0.
+    pub(crate) fn create() -> io::Result<StartPage> {
+        let fd = rustix::fs::memfd_create("backend-process-start-page", MemfdFlags::CLOEXEC)?;
+        rustix::fs::ftruncate(&fd, SIZE as u64)?;
+        StartPage::map(fd)
+    }
+
+    fn map(fd: OwnedFd) -> io::Result<StartPage> {
+        // SAFETY: a new mapping (the kernel picks the address, so it aliases nothing in this
+        // process) of `SIZE` bytes of a file at least that long, shared so that the other process
+        // sees the stores; it is unmapped in `drop`, and nothing keeps a reference past that.
+        let at = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                SIZE,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &fd,
+                0,
+            )?
+        };
+        let word = NonNull::new(at.cast::<AtomicU64>())
+            .ok_or_else(|| io::Error::other("mmap gave a null address"))?;
+        Ok(StartPage { word, fd })
+    }
+
+    /// Lets `command`'s process inherit the page: its descriptor stays open across `exec` in the
+    /// child only, and the environment names it.
+    pub(crate) fn pass_to(&self, command: &mut Command) {
+        let raw: RawFd = self.fd.as_raw_fd();
+        command.env(PAGE_ENV, raw.to_string());
+        // SAFETY: the closure runs in the forked child, before `exec`, where only
+        // async-signal-safe calls are allowed: it makes one `fcntl` system call and allocates
+        // nothing (its error is a plain errno). The descriptor is open in the child, inherited
+        // from this process, which keeps `self.fd` open at least until `spawn` returns.
+        unsafe {
+            command.pre_exec(move || {
+                // SAFETY: see above: `raw` is open in this (child) process.
+                let fd = BorrowedFd::borrow_raw(raw);
+                rustix::io::fcntl_setfd(fd, FdFlags::empty())?;
+                Ok(())
+            });
+        }
+    }
+
+    /// The page the parent passed to this worker, if it passed one (the worker's side).
+    pub(crate) fn inherited() -> Option<io::Result<StartPage>> {
+        let raw: RawFd = std::env::var(PAGE_ENV).ok()?.parse().ok()?;
+        // The variable is not for this worker's own children.
+        // SAFETY: `worker_main` calls this first thing in the process, before any code of the
+        // program runs; single-threaded then, so nothing reads the environment meanwhile.
+        unsafe { std::env::remove_var(PAGE_ENV) };
+        // SAFETY: the parent passed this descriptor open (see `pass_to`), and nothing else in
+        // this process knows of it, so this is its only owner.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Not inherited by processes a task starts.
+        if let Err(e) = rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC) {
+            return Some(Err(e.into()));
+        }
+        Some(StartPage::map(fd))
+    }
+
+    fn word(&self) -> &AtomicU64 {
+        // SAFETY: `word` points into the mapping made in `map` (page-aligned, so aligned for a
+        // u64), valid until `drop`; it is only accessed atomically, here and in the other process.
+        unsafe { self.word.as_ref() }
+    }
+
+    /// The sequence number + 1 of the last request the worker started (0: none yet).
+    pub(crate) fn started(&self) -> u64 {
+        self.word().load(Ordering::Acquire)
+    }
+
+    /// The worker starts the request with sequence number `seq`.
+    pub(crate) fn start(&self, seq: u64) {
+        self.word().store(seq + 1, Ordering::Release);
+    }
+}
+
+impl AsFd for StartPage {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for StartPage {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, with its length; no reference into it outlives
+        // `&self` (`word` hands out borrows of `self` only).
+        let _ = unsafe { rustix::mm::munmap(self.word.as_ptr().cast::<c_void>(), SIZE) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_mapped_twice_shares_its_word() {
+        let page = StartPage::create().unwrap();
+        let again = StartPage::map(page.fd.try_clone().unwrap()).unwrap();
+        assert_eq!(again.started(), 0);
+        page.start(41);
+        assert_eq!(again.started(), 42);
+    }
+}
