@@ -28,8 +28,25 @@ pub enum OnWorkerDeath {
 }
 
 /// How many requests a worker has in flight by default (see
-/// [`ProcessPoolBuilder::max_in_flight_per_worker`]).
+/// [`ProcessPoolBuilder::max_in_flight_per_worker`]); chunks of `map` that run shorter than
+/// [`SEND_AHEAD`] / 4 may have more, up to [`MAX_QUIET_IN_FLIGHT`].
 pub const DEFAULT_MAX_IN_FLIGHT_PER_WORKER: usize = 4;
+
+/// By default, how much work (as measured by the worker) the chunks of `map` a worker holds may
+/// add up to: short chunks are sent further ahead, so that their responses come back several to
+/// one write and the parent wakes up once for them all.
+///
+/// ```
+/// assert_eq!(backend_process::SEND_AHEAD.as_micros(), 500);
+/// ```
+pub const SEND_AHEAD: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// By default, the most chunks of `map` a worker holds at once.
+///
+/// ```
+/// assert!(backend_process::MAX_QUIET_IN_FLIGHT > backend_process::DEFAULT_MAX_IN_FLIGHT_PER_WORKER);
+/// ```
+pub const MAX_QUIET_IN_FLIGHT: usize = 64;
 
 /// The pool's options, made by [`ProcessPoolBuilder`].
 #[derive(Debug, Clone)]
@@ -38,7 +55,8 @@ pub(crate) struct Options {
     pub(crate) initializer: Option<(&'static str, Vec<u8>)>,
     pub(crate) max_tasks_per_child: Option<usize>,
     pub(crate) on_death: OnWorkerDeath,
-    pub(crate) max_in_flight: usize,
+    /// `None`: the default, automatic (see [`ProcessPoolBuilder::max_in_flight_per_worker`]).
+    pub(crate) max_in_flight: Option<usize>,
 }
 
 impl Default for Options {
@@ -47,7 +65,7 @@ impl Default for Options {
             initializer: None,
             max_tasks_per_child: None,
             on_death: OnWorkerDeath::default(),
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT_PER_WORKER,
+            max_in_flight: None,
         }
     }
 }
@@ -113,12 +131,16 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// How many requests each worker may have at once (default
-    /// [`DEFAULT_MAX_IN_FLIGHT_PER_WORKER`], 4): the one it runs and the ones sent ahead so that
-    /// it never waits for the parent between tasks. A task sent ahead stays PENDING, and
+    /// How many requests each worker may have at once: the one it runs and the ones sent ahead
+    /// so that it never waits for the parent between tasks. A task sent ahead stays PENDING, and
     /// cancellable, until the worker starts it (rule L13). Requests are sent ahead only while no
     /// other worker is idle or starting; 1 sends the next task only when the last one is done.
     /// 0 is an error.
+    ///
+    /// Unset, it is automatic: [`DEFAULT_MAX_IN_FLIGHT_PER_WORKER`] (4) requests, except that
+    /// chunks of `map` that run short are sent further ahead, up to about [`SEND_AHEAD`] of work
+    /// (by how long the worker's last chunks ran) and at most [`MAX_QUIET_IN_FLIGHT`]. Set, it is
+    /// the limit for every request.
     ///
     /// ```
     /// use backend_process::ProcessPoolExecutor;
@@ -127,7 +149,7 @@ impl ProcessPoolBuilder {
     /// assert!(e.to_string().contains("`max_in_flight_per_worker` = 0"));
     /// ```
     pub fn max_in_flight_per_worker(mut self, requests: usize) -> Self {
-        self.options.max_in_flight = requests;
+        self.options.max_in_flight = Some(requests);
         self
     }
 
@@ -163,7 +185,7 @@ impl ProcessPoolBuilder {
         if self.options.max_tasks_per_child == Some(0) {
             return Err(invalid("max_tasks_per_child", "0", "must be at least 1"));
         }
-        if self.options.max_in_flight == 0 {
+        if self.options.max_in_flight == Some(0) {
             return Err(invalid(
                 "max_in_flight_per_worker",
                 "0",

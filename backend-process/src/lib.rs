@@ -61,7 +61,8 @@ mod wire;
 mod worker;
 
 pub use builder::{
-    BuildError, DEFAULT_MAX_IN_FLIGHT_PER_WORKER, OnWorkerDeath, ProcessPoolBuilder,
+    BuildError, DEFAULT_MAX_IN_FLIGHT_PER_WORKER, MAX_QUIET_IN_FLIGHT, OnWorkerDeath,
+    ProcessPoolBuilder, SEND_AHEAD,
 };
 pub use pool::ProcessPoolExecutor;
 pub use registry::{Registration, RemoteTask};

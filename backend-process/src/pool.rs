@@ -24,7 +24,10 @@ use rustix::process::Signal;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::builder::{BuildError, Options, ProcessPoolBuilder};
+use crate::builder::{
+    BuildError, DEFAULT_MAX_IN_FLIGHT_PER_WORKER, MAX_QUIET_IN_FLIGHT, Options, ProcessPoolBuilder,
+    SEND_AHEAD,
+};
 use crate::job::{Many, Pending, Queued, Single};
 use crate::registry::RemoteTask;
 use crate::slot::{self, Slot};
@@ -103,6 +106,36 @@ pub(crate) struct SlotSched {
     pub(crate) served: usize,
     /// Its writer is parked on the slot's condvar.
     pub(crate) waiting: bool,
+    /// How long its worker's chunks of `map` run, in ns: the last one's if it ran longer, else
+    /// a running average (0: none ran yet).
+    quiet_nanos: u64,
+}
+
+impl SlotSched {
+    /// How many requests the worker may hold when the next one is a chunk of `map` (`quiet`),
+    /// by default: about [`SEND_AHEAD`] of work, as measured.
+    fn depth(&self, quiet: bool, options: &Options) -> usize {
+        if let Some(max) = options.max_in_flight {
+            return max;
+        }
+        if !quiet || self.quiet_nanos == 0 {
+            return DEFAULT_MAX_IN_FLIGHT_PER_WORKER;
+        }
+        let fits = SEND_AHEAD.as_nanos() / u128::from(self.quiet_nanos);
+        usize::try_from(fits)
+            .unwrap_or(usize::MAX)
+            .clamp(DEFAULT_MAX_IN_FLIGHT_PER_WORKER, MAX_QUIET_IN_FLIGHT)
+    }
+
+    /// A chunk of `map` ran `nanos` on its worker.
+    fn note_quiet_run(&mut self, nanos: u64) {
+        let nanos = nanos.max(1);
+        self.quiet_nanos = if nanos >= self.quiet_nanos {
+            nanos
+        } else {
+            (self.quiet_nanos * 7 + nanos) / 8
+        };
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,8 +197,9 @@ impl Sched {
     /// one worker while another runs out of work).
     pub(crate) fn may_take(&self, i: usize, census: Census, options: &Options) -> bool {
         let s = &self.slots[i];
+        let quiet = self.jobs.front().is_some_and(|q| q.job.quiet());
         if s.phase != Phase::Ready
-            || s.in_flight >= options.max_in_flight
+            || s.in_flight >= s.depth(quiet, options)
             || self.budget(i, options) == 0
         {
             return false;
@@ -352,6 +386,7 @@ impl Inner {
                     in_flight: 0,
                     served: 0,
                     waiting: false,
+                    quiet_nanos: 0,
                 });
                 slot
             });
@@ -419,6 +454,18 @@ impl Inner {
 
     pub(crate) fn wake_writers(&self) {
         self.sched.lock().wake_writers(&self.options);
+    }
+
+    /// [`release_quietly`](Inner::release_quietly) for an answered request, which ran `nanos`;
+    /// a chunk of `map` (`quiet`) sets how far ahead the slot's next chunks go.
+    pub(crate) fn answered(&self, index: usize, quiet: bool, nanos: u64) {
+        let mut sched = self.sched.lock();
+        let s = &mut sched.slots[index];
+        s.in_flight -= 1;
+        s.served += 1;
+        if quiet {
+            s.note_quiet_run(nanos);
+        }
     }
 
     /// Takes a worker out of the list of live ones; call it before reaping the worker.

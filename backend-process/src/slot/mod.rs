@@ -239,9 +239,9 @@ impl Slot {
         }
     }
 
-    /// `Response { id }`: takes the entry out and frees its place (without waking anyone); the
-    /// caller completes the returned job with the payload.
-    fn responded(&self, pool: &Inner, id: u64) -> Option<Box<dyn Pending>> {
+    /// `Response { id, nanos }`: takes the entry out and frees its place (without waking
+    /// anyone); the caller completes the returned job with the payload.
+    fn responded(&self, pool: &Inner, id: u64, nanos: u64) -> Option<Box<dyn Pending>> {
         let entry = {
             let mut state = self.state.lock();
             let at = state.entries.iter().position(|e| e.id == id)?;
@@ -254,7 +254,7 @@ impl Slot {
         if entry.revoking {
             entry.revoker.answer(false, None);
         }
-        pool.release_quietly(self.index, 1, 1);
+        pool.answered(self.index, entry.quiet, nanos);
         pool.completed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(entry.job)

@@ -43,7 +43,7 @@ pub(super) fn read(
         match wire::split::<ToParent>(&frame) {
             Ok((ToParent::Started { id }, _)) => slot.started(id),
             Ok((ToParent::Response { id, nanos }, payload)) => {
-                if let Some(job) = slot.responded(&pool, id) {
+                if let Some(job) = slot.responded(&pool, id, nanos) {
                     freed = true;
                     if last {
                         refill(&pool, &slot, &mut freed);
