@@ -49,7 +49,7 @@ pub const SEND_AHEAD: std::time::Duration = std::time::Duration::from_micros(500
 pub const MAX_QUIET_IN_FLIGHT: usize = 64;
 
 /// The pool's options, made by [`ProcessPoolBuilder`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Options {
     /// Sent to each new worker before any task (name, payload of a chunk of one).
     pub(crate) initializer: Option<(&'static str, Vec<u8>)>,
@@ -59,16 +59,6 @@ pub(crate) struct Options {
     pub(crate) max_in_flight: Option<usize>,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            initializer: None,
-            max_tasks_per_child: None,
-            on_death: OnWorkerDeath::default(),
-            max_in_flight: None,
-        }
-    }
-}
 
 /// Options for a [`ProcessPoolExecutor`] (Python's constructor arguments, plus a policy for dead
 /// workers).
