@@ -59,7 +59,6 @@ pub(crate) struct Options {
     pub(crate) max_in_flight: Option<usize>,
 }
 
-
 /// Options for a [`ProcessPoolExecutor`] (Python's constructor arguments, plus a policy for dead
 /// workers).
 ///

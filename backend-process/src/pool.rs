@@ -106,8 +106,7 @@ pub(crate) struct SlotSched {
     pub(crate) served: usize,
     /// Its writer is parked on the slot's condvar.
     pub(crate) waiting: bool,
-    /// How long its worker's chunks of `map` run, in ns: the last one's if it ran longer, else
-    /// a running average (0: none ran yet).
+    /// How long its worker's chunks of `map` run, in ns: a running average (0: none ran yet).
     quiet_nanos: u64,
 }
 
@@ -130,10 +129,10 @@ impl SlotSched {
     /// A chunk of `map` ran `nanos` on its worker.
     fn note_quiet_run(&mut self, nanos: u64) {
         let nanos = nanos.max(1);
-        self.quiet_nanos = if nanos >= self.quiet_nanos {
+        self.quiet_nanos = if self.quiet_nanos == 0 {
             nanos
         } else {
-            (self.quiet_nanos * 7 + nanos) / 8
+            (self.quiet_nanos.saturating_mul(7).saturating_add(nanos) / 8).max(1)
         };
     }
 }
@@ -198,15 +197,23 @@ impl Sched {
     pub(crate) fn may_take(&self, i: usize, census: Census, options: &Options) -> bool {
         let s = &self.slots[i];
         let quiet = self.jobs.front().is_some_and(|q| q.job.quiet());
-        if s.phase != Phase::Ready
-            || s.in_flight >= s.depth(quiet, options)
-            || self.budget(i, options) == 0
-        {
+        let depth = s.depth(quiet, options);
+        if s.phase != Phase::Ready || s.in_flight >= depth || self.budget(i, options) == 0 {
             return false;
         }
+        // Short chunks of `map` sent further ahead come back, and are refilled, in batches: two
+        // busy workers' counts take turns to lag, and a strict rule would let neither refill
+        // past the other. Such chunks may be as many more than the fewest as they go deeper
+        // (what that adds stays within about `SEND_AHEAD` of work).
+        let slack = match options.max_in_flight {
+            None => depth - DEFAULT_MAX_IN_FLIGHT_PER_WORKER,
+            Some(_) => 0,
+        };
         // A busy slot is neither idle nor starting itself.
         s.in_flight == 0
-            || (census.idle == 0 && census.starting == 0 && s.in_flight <= census.least_in_flight)
+            || (census.idle == 0
+                && census.starting == 0
+                && s.in_flight <= census.least_in_flight.saturating_add(slack))
     }
 
     /// Whether slot `i`'s writer has something to do: take a request, retire, exit, or deal
