@@ -367,10 +367,11 @@ impl ProcessPoolExecutor {
 }
 
 impl Inner {
-    /// Queues a request, wakes a writer that may take it, and starts a worker if none is idle
-    /// and the pool is below `max_workers` (rule L3).
+    /// Queues a request, sends it to a worker that may take it now (from this thread, when that
+    /// cannot block; else its writer is woken), and starts a worker if none is idle and the pool
+    /// is below `max_workers` (rule L3).
     fn submit(self: &Arc<Self>, queued: Queued) -> Result<(), (RejectReason, Box<dyn Pending>)> {
-        let spawn = {
+        let (spawn, taker) = {
             let mut sched = self.sched.lock();
             if let Some(broken) = &sched.broken {
                 return Err((RejectReason::Broken(broken.clone()), queued.job));
@@ -397,9 +398,19 @@ impl Inner {
                 });
                 slot
             });
-            sched.wake_writers(&self.options);
-            spawn
+            let census = sched.census();
+            let taker = (0..sched.slots.len())
+                .find(|&i| sched.may_take(i, census, &self.options))
+                .map(|i| Arc::clone(&sched.slots[i].slot));
+            if taker.is_none() {
+                sched.wake_writers(&self.options);
+            }
+            (spawn, taker)
         };
+        if let Some(slot) = taker {
+            slot::feed(self, &slot);
+            self.wake_writers();
+        }
         if let Some(slot) = spawn {
             let inner = Arc::clone(self);
             let index = slot.index;

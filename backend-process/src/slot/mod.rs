@@ -37,6 +37,7 @@ mod reader;
 mod revoke;
 mod writer;
 
+pub(crate) use reader::feed;
 use revoke::TaskRevoker;
 pub(crate) use revoke::revoke_not_started;
 pub(crate) use writer::drive;

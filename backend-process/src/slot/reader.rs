@@ -183,12 +183,13 @@ fn refill(pool: &Inner, slot: &Arc<Slot>, freed: &mut bool) {
     }
 }
 
-/// On the reader thread, once an answer has freed a place: sends the slot's next requests
-/// itself, saving the writer thread a wake-up per task, but only when that cannot block (the
-/// reader must always be free to drain the worker's answers): the stdin lock is free, and every
-/// byte written may still sit in the pipe without filling one page. Anything else (a large
-/// chunk, a busy pipe) stays for the writer, which `release` has woken.
-fn feed(pool: &Inner, slot: &Arc<Slot>) {
+/// Sends the slot's next requests from this thread, saving the writer thread a wake-up: on the
+/// reader thread once an answer has freed a place, and on a submitting thread when the slot may
+/// take the request it queued. Only when that cannot block (the reader must always be free to
+/// drain the worker's answers, and `submit` never waits for a worker): the stdin lock is free,
+/// and every byte written still fits in the pipe (see `SlotState::room`). Anything else (a large
+/// chunk, a busy pipe) stays for the writer, which the caller wakes.
+pub(crate) fn feed(pool: &Inner, slot: &Arc<Slot>) {
     let Some(mut input) = slot.input.try_lock() else {
         return;
     };
