@@ -2,7 +2,7 @@
 //! a postcard header, then (for requests and responses) a payload that is one postcard value.
 //!
 //! ```text
-//! parent → worker: Request  { id, task name, quiet } + payload: the chunk's tasks, one Vec<T>
+//! parent → worker: Request  { id, task, quiet, hold } + payload: the chunk's tasks, one Vec<T>
 //!                  Revoke   { id }             (withdraw a request the worker has not started)
 //! worker → parent: Started  { id }             (the worker took the request from its queue;
 //!                                               not for a quiet one: see `page`)
@@ -41,11 +41,16 @@ pub(crate) const MAGIC: &[u8] = b"\0backend-process/1\0";
 /// A frame's header, parent → worker.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToWorker<'a> {
-    /// Run the chunk in the payload with the task registered as `task`. A quiet request (a chunk
-    /// of `map`) gets no `Started` frame (the worker records its start in its
-    /// [start page](crate::page) only), and its response may wait for the next ones to go out
-    /// in one write (at most [`HOLD`](crate::worker::HOLD)).
-    Request { id: u64, task: &'a str, quiet: bool },
+    /// Run the chunk in the payload with the task registered as `task`. A `quiet` request (a
+    /// chunk of `map`) gets no `Started` frame (the worker records its start in its
+    /// [start page](crate::page) only); with `hold`, its response may wait for the next ones to
+    /// go out in one write (at most [`HOLD`](crate::worker::HOLD)).
+    Request {
+        id: u64,
+        task: &'a str,
+        quiet: bool,
+        hold: bool,
+    },
     /// Withdraw request `id` if it has not started.
     Revoke { id: u64 },
 }
@@ -420,6 +425,7 @@ mod tests {
                 id: 9,
                 task: "t",
                 quiet: true,
+                hold: false,
             },
             b"xyz",
         )
@@ -434,7 +440,8 @@ mod tests {
             ToWorker::Request {
                 id: 9,
                 task: "t",
-                quiet: true
+                quiet: true,
+                hold: false
             }
         ));
         assert_eq!(payload, b"xyz");

@@ -5,9 +5,9 @@
 //! one by one. Both sides of "start it or revoke it" take the request out of that queue under
 //! its lock, so exactly one of them gets it (rule L13). The runner records the start in the
 //! [start page](crate::page) (and, for a loud request, writes `Started`, flushed before the task
-//! runs), runs the chunk, and writes `Response`: a loud one's at once, a quiet one's (a chunk of
-//! `map`) possibly with the next ones, in one write, held at most [`HOLD`]. Everything goes out
-//! whenever the queue runs dry.
+//! runs), runs the chunk, and writes `Response`: at once, or, for a chunk of `map` the parent
+//! lets it hold, possibly with the next ones, in one write, held at most [`HOLD`]. Everything
+//! goes out whenever the queue runs dry.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -63,9 +63,12 @@ pub fn worker_main() {
     std::process::exit(code);
 }
 
-/// How long a worker may hold the response of a quiet request (a chunk of `map`) while it runs the
-/// next ones, so that several responses go back in one write (one wake-up of the parent's reader
-/// instead of one each).
+/// How long a worker may hold the response of a chunk of `map` while it runs the next ones, so
+/// that several responses go back in one write (one wake-up of the parent's reader instead of
+/// one each). The parent allows it unless its policy is
+/// [`OnWorkerDeath::Replace`](crate::OnWorkerDeath): a response held when the worker dies is
+/// lost, and its chunk fails with the others the worker held (the pool breaks anyway, and
+/// every pending future fails); under `Replace` only the dead worker's own task may fail.
 pub(crate) const HOLD: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Serves the parent until it closes stdin: a reader thread queues requests and answers revokes;
@@ -135,7 +138,7 @@ struct Shared {
 /// The protocol stream and what it holds back.
 struct Output {
     stream: BufWriter<File>,
-    /// Responses of quiet requests written to `stream` and not flushed yet.
+    /// Responses held: written to `stream` and not flushed yet.
     held: usize,
 }
 
@@ -153,20 +156,21 @@ struct Queue {
     requests: VecDeque<Queued>,
     /// Request frames read so far: the next one's sequence number.
     read: u64,
-    /// Quiet requests queued or running: while there are any, the runner may hold responses,
-    /// and the reader wakes every [`HOLD`] to send what it holds.
-    quiet: usize,
+    /// Requests queued or running whose responses may be held: while there are any, the
+    /// reader wakes every [`HOLD`] to send what the runner holds.
+    holding: usize,
     /// The parent closed stdin (or sent nonsense): no more requests will come.
     closed: bool,
     error: Option<io::Error>,
 }
 
-/// A request frame as received: its id, its place among the requests read, and the whole frame
-/// (header and payload).
+/// A request frame as received: its id, its place among the requests read, how it is answered,
+/// and the whole frame (header and payload).
 struct Queued {
     id: u64,
     seq: u64,
     quiet: bool,
+    hold: bool,
     frame: Vec<u8>,
 }
 
@@ -192,15 +196,18 @@ impl Shared {
                 Err(e) => break Some(e),
             };
             match header {
-                ToWorker::Request { id, quiet, .. } => {
+                ToWorker::Request {
+                    id, quiet, hold, ..
+                } => {
                     let mut queue = self.queue.lock();
                     let seq = queue.read;
                     queue.read += 1;
-                    queue.quiet += usize::from(quiet);
+                    queue.holding += usize::from(hold);
                     queue.requests.push_back(Queued {
                         id,
                         seq,
                         quiet,
+                        hold,
                         frame,
                     });
                     drop(queue);
@@ -210,8 +217,8 @@ impl Shared {
                     let mut queue = self.queue.lock();
                     let at = queue.requests.iter().position(|q| q.id == id);
                     let revoked = at.and_then(|at| queue.requests.remove(at));
-                    if revoked.as_ref().is_some_and(|q| q.quiet) {
-                        queue.quiet -= 1;
+                    if revoked.as_ref().is_some_and(|q| q.hold) {
+                        queue.holding -= 1;
                     }
                     // The answer is in the pipe before the queue is let go: so once the runner
                     // may start a later request, the parent is sure to read that this one was
@@ -240,8 +247,9 @@ impl Shared {
         self.queued.notify_one();
     }
 
-    /// Waits until stdin has something to read. While quiet requests are queued or running, it
-    /// wakes every [`HOLD`] and sends the responses the runner holds, so that none waits longer.
+    /// Waits until stdin has something to read. While requests whose responses may be held are
+    /// queued or running, it wakes every [`HOLD`] and sends the responses the runner holds, so
+    /// that none waits longer.
     fn await_input(&self, stdin: &io::Stdin) -> io::Result<()> {
         let tick = rustix::event::Timespec {
             tv_sec: 0,
@@ -250,11 +258,11 @@ impl Shared {
         loop {
             let ticking = {
                 let queue = self.queue.lock();
-                queue.quiet > 0 || self.out.lock().held > 0
+                queue.holding > 0 || self.out.lock().held > 0
             };
             if !ticking {
-                // Nothing is held, nor can be until a quiet request comes, which wakes this
-                // thread.
+                // Nothing is held, nor can be until a request that allows it comes, which wakes
+                // this thread.
                 return Ok(());
             }
             let mut fds = [rustix::event::PollFd::new(
@@ -277,10 +285,10 @@ impl Shared {
 
     /// The runner (the main thread, whose panics the hook traces): takes requests in order,
     /// records each in the start page, announces a loud one (`Started`, flushed with what is
-    /// held in one write), runs it, and writes its response: a loud one's at once; a quiet one's
-    /// is held while the requests still queued outnumber the responses held (so that the
-    /// parent, which sends more as responses come back, never lets the queue run dry), and at
-    /// most [`HOLD`]. Everything goes out whenever the queue runs dry.
+    /// held in one write), runs it, and writes its response: at once, unless the request lets it
+    /// be held; then it is held while the requests still queued outnumber the responses held (so
+    /// that the parent, which sends more as responses come back, never lets the queue run dry),
+    /// and at most [`HOLD`]. Everything goes out whenever the queue runs dry.
     fn run_requests(&self) -> io::Result<()> {
         let mut outcomes = Vec::new();
         loop {
@@ -306,6 +314,7 @@ impl Shared {
                 id,
                 seq,
                 quiet,
+                hold,
                 frame,
             }) = request
             else {
@@ -330,16 +339,16 @@ impl Shared {
             }
             let nanos = u64::try_from(ran.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let response = ToParent::Response { id, nanos };
-            let (queued, quiet_left) = {
+            let (queued, holding) = {
                 let mut queue = self.queue.lock();
-                queue.quiet -= usize::from(quiet);
-                (queue.requests.len(), queue.quiet)
+                queue.holding -= usize::from(hold);
+                (queue.requests.len(), queue.holding)
             };
             let mut out = self.out.lock();
             wire::write_frame(&mut out.stream, &response, &outcomes)?;
-            out.held += usize::from(quiet);
-            // Held only while quiet work is left (the reader then wakes every `HOLD`).
-            if !quiet || quiet_left == 0 || out.held > queued {
+            out.held += usize::from(hold);
+            // Held only while such requests are left (the reader then wakes every `HOLD`).
+            if !hold || holding == 0 || out.held > queued {
                 out.flush()?;
             }
         }

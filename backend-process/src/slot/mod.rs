@@ -86,6 +86,8 @@ struct SlotState {
     page: Option<StartPage>,
     /// Request frames written to the current worker: the next one's sequence number.
     written: u64,
+    /// The current worker may hold the responses of quiet requests (see [`crate::worker::HOLD`]).
+    hold: bool,
 }
 
 impl SlotState {
@@ -178,6 +180,7 @@ impl Slot {
                 room: PIPE_ROOM,
                 page: None,
                 written: 0,
+                hold: false,
             }),
             input: Mutex::new(None),
             wake: Condvar::new(),
@@ -322,15 +325,20 @@ fn enter(
     true
 }
 
-/// What a request frame needs: id, task name, quiet, payload.
-type Frame = (u64, &'static str, bool, Arc<[u8]>);
+/// What a request frame needs: id, task name, quiet, hold, payload.
+type Frame = (u64, &'static str, bool, bool, Arc<[u8]>);
 
 /// Writes the requests `next` hands out, in order, then flushes once. Stops at the first failed
 /// write: the worker is gone or going, and its reader deals with what it held.
 fn write_requests(out: &mut impl std::io::Write, mut next: impl FnMut() -> Option<Frame>) {
     let mut wrote = false;
-    while let Some((id, task, quiet, payload)) = next() {
-        let header = ToWorker::Request { id, task, quiet };
+    while let Some((id, task, quiet, hold, payload)) = next() {
+        let header = ToWorker::Request {
+            id,
+            task,
+            quiet,
+            hold,
+        };
         if wire::write_frame(out, &header, &payload).is_err() {
             return;
         }
@@ -347,6 +355,7 @@ fn mark_written(state: &mut SlotState, at: usize) -> Frame {
     let seq = state.written;
     state.written += 1;
     let quiet = state.page.is_some();
+    let hold = state.hold;
     let entry = &mut state.entries[at];
     entry.progress = Progress::Written;
     entry.seq = seq;
@@ -355,6 +364,7 @@ fn mark_written(state: &mut SlotState, at: usize) -> Frame {
         entry.id,
         entry.job.task(),
         entry.quiet,
+        entry.quiet && hold,
         Arc::clone(&entry.payload),
     );
     state.unread += entry.cost;

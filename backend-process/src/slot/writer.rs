@@ -305,6 +305,9 @@ fn start_worker(
         state.closing = false;
         state.unread = 0;
         state.room = room;
+        // Under `Replace`, a response held when the worker dies would fail a chunk that
+        // finished: only the dead worker's own task may fail.
+        state.hold = page.is_some() && pool.options.on_death == OnWorkerDeath::BreakPool;
         state.page = page;
         // The initializer, if any, was the first request written.
         state.written = u64::from(pool.options.initializer.is_some());
@@ -381,6 +384,7 @@ fn handshake(
             id,
             task: name,
             quiet: false,
+            hold: false,
         },
         payload,
     )
