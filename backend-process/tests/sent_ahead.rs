@@ -132,6 +132,10 @@ fn busy_pool_with_a_task_sent_ahead(
     // RUNNING once the parent has read the worker's `Started`: from then on, `sent_ahead`
     // counts only the second task.
     wait_for("the blocking task started", || blocker.running());
+    // RUNNING comes just before the task runs: its `started` file (with the pid) a moment later.
+    wait_for("the blocking task wrote its pid", || {
+        exists(&dir.path("started"))
+    });
     let ahead = pool.submit(Probe::Touch(dir.path("ahead"))).unwrap();
     wait_for("the second task was written to the worker", || {
         pool.sent_ahead() == 1
