@@ -379,6 +379,7 @@ impl Inner {
             if sched.closed {
                 return Err((RejectReason::Shutdown, queued.job));
             }
+            let quiet = queued.job.quiet();
             sched.jobs.push_back(queued);
             let idle = (0..sched.slots.len()).any(|i| sched.idle(i));
             let live = sched
@@ -398,11 +399,17 @@ impl Inner {
                 });
                 slot
             });
+            // A chunk of `map` goes from here only to an idle worker: a busy one gets it from
+            // its reader, which refills it in one write as its answers come back (the worker
+            // wakes up once for several chunks, not once per chunk `map` submits).
             let census = sched.census();
             let taker = (0..sched.slots.len())
-                .find(|&i| sched.may_take(i, census, &self.options))
+                .find(|&i| {
+                    sched.may_take(i, census, &self.options)
+                        && !(quiet && sched.slots[i].in_flight > 0)
+                })
                 .map(|i| Arc::clone(&sched.slots[i].slot));
-            if taker.is_none() {
+            if taker.is_none() && !quiet {
                 sched.wake_writers(&self.options);
             }
             (spawn, taker)
