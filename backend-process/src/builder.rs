@@ -37,9 +37,9 @@ pub const DEFAULT_MAX_IN_FLIGHT_PER_WORKER: usize = 4;
 /// one write and the parent wakes up once for them all.
 ///
 /// ```
-/// assert_eq!(backend_process::SEND_AHEAD.as_micros(), 500);
+/// assert_eq!(backend_process::SEND_AHEAD.as_micros(), 1000);
 /// ```
-pub const SEND_AHEAD: std::time::Duration = std::time::Duration::from_micros(500);
+pub const SEND_AHEAD: std::time::Duration = std::time::Duration::from_micros(1000);
 
 /// By default, the most chunks of `map` a worker holds at once.
 ///

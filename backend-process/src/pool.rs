@@ -201,13 +201,13 @@ impl Sched {
         if s.phase != Phase::Ready || s.in_flight >= depth || self.budget(i, options) == 0 {
             return false;
         }
-        // Short chunks of `map` sent further ahead come back, and are refilled, in batches: two
-        // busy workers' counts take turns to lag, and a strict rule would let neither refill
-        // past the other. Such chunks may be as many more than the fewest as they go deeper
-        // (what that adds stays within about `SEND_AHEAD` of work).
+        // Short chunks of `map` sent further ahead come back, and are refilled, in batches of
+        // about half the depth (see `worker::HOLD`): two busy workers' counts take turns to lag
+        // by up to a batch, and a strict rule would let neither refill past the other. Such
+        // chunks may be that many more than the fewest (about `SEND_AHEAD` / 2 of work).
         let slack = match options.max_in_flight {
-            None => depth - DEFAULT_MAX_IN_FLIGHT_PER_WORKER,
-            Some(_) => 0,
+            None if depth > DEFAULT_MAX_IN_FLIGHT_PER_WORKER => depth / 2,
+            _ => 0,
         };
         // A busy slot is neither idle nor starting itself.
         s.in_flight == 0
