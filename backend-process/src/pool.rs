@@ -155,6 +155,8 @@ pub(crate) enum Phase {
 pub(crate) struct Census {
     idle: usize,
     starting: usize,
+    /// Ready workers.
+    ready: usize,
     /// The fewest requests any ready worker holds.
     least_in_flight: usize,
 }
@@ -169,12 +171,14 @@ impl Sched {
         let mut census = Census {
             idle: 0,
             starting: 0,
+            ready: 0,
             least_in_flight: usize::MAX,
         };
         for (i, s) in self.slots.iter().enumerate() {
             census.idle += usize::from(self.idle(i));
             census.starting += usize::from(s.phase == Phase::Starting);
             if s.phase == Phase::Ready {
+                census.ready += 1;
                 census.least_in_flight = census.least_in_flight.min(s.in_flight);
             }
         }
@@ -205,8 +209,12 @@ impl Sched {
         // about half the depth (see `worker::HOLD`): two busy workers' counts take turns to lag
         // by up to a batch, and a strict rule would let neither refill past the other. Such
         // chunks may be that many more than the fewest (about `SEND_AHEAD` / 2 of work).
+        // Near the end of the queue, no more than a fair share of what is left: the last
+        // requests spread over the workers instead of all going to the one refilled first.
         let slack = match options.max_in_flight {
-            None if depth > DEFAULT_MAX_IN_FLIGHT_PER_WORKER => depth / 2,
+            None if depth > DEFAULT_MAX_IN_FLIGHT_PER_WORKER => {
+                (depth / 2).min(self.jobs.len() / census.ready.max(1))
+            }
             _ => 0,
         };
         // A busy slot is neither idle nor starting itself.
@@ -399,14 +407,15 @@ impl Inner {
                 });
                 slot
             });
-            // A chunk of `map` goes from here only to an idle worker: a busy one gets it from
-            // its reader, which refills it in one write as its answers come back (the worker
-            // wakes up once for several chunks, not once per chunk `map` submits).
+            // A chunk of `map` goes from here only to a worker that holds at most the request it
+            // runs (else it would soon wait): a busier one gets it from its reader, which refills
+            // it in one write as its answers come back (the worker wakes up once for several
+            // chunks, not once per chunk `map` submits).
             let census = sched.census();
             let taker = (0..sched.slots.len())
                 .find(|&i| {
                     sched.may_take(i, census, &self.options)
-                        && !(quiet && sched.slots[i].in_flight > 0)
+                        && !(quiet && sched.slots[i].in_flight > 1)
                 })
                 .map(|i| Arc::clone(&sched.slots[i].slot));
             if taker.is_none() && !quiet {
