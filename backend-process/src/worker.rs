@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -69,7 +69,10 @@ pub fn worker_main() {
 /// [`OnWorkerDeath::Replace`](crate::OnWorkerDeath): a response held when the worker dies is
 /// lost, and its chunk fails with the others the worker held (the pool breaks anyway, and
 /// every pending future fails); under `Replace` only the dead worker's own task may fail.
-pub(crate) const HOLD: std::time::Duration = std::time::Duration::from_millis(1);
+pub(crate) const HOLD: Duration = Duration::from_millis(1);
+
+/// A response is held only if its request ran shorter than this.
+const HOLD_SHORTER_THAN: Duration = Duration::from_micros(100);
 
 /// Serves the parent until it closes stdin: a reader thread queues requests and answers revokes;
 /// this thread runs the queue in order.
@@ -344,6 +347,9 @@ impl Shared {
                 queue.holding -= usize::from(hold);
                 (queue.requests.len(), queue.holding)
             };
+            // Only short chunks are worth holding: a long one's wake-up is a small part of it,
+            // and holding its response would only delay it.
+            let hold = hold && Duration::from_nanos(nanos) < HOLD_SHORTER_THAN;
             let mut out = self.out.lock();
             wire::write_frame(&mut out.stream, &response, &outcomes)?;
             out.held += usize::from(hold);
