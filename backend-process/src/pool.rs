@@ -41,8 +41,8 @@ use crate::wire;
 /// or signal (rule L6).
 ///
 /// Workers start lazily, one per `submit` at most, up to `max_workers` (default: the number of
-/// cores), and idle ones are reused. While every worker is busy, each gets the next request ahead
-/// of time (up to [`max_in_flight_per_worker`](ProcessPoolBuilder::max_in_flight_per_worker)),
+/// cores), and idle ones are reused. While every worker is busy, each gets the next requests ahead
+/// of time (see [`max_in_flight_per_worker`](ProcessPoolBuilder::max_in_flight_per_worker)),
 /// so it never waits for the parent between tasks; such a task stays PENDING, and `cancel()`
 /// withdraws it from the worker, until the worker starts it (rule L13). The binary must call [`worker_main`](crate::worker_main)
 /// first thing in `main` (or, for a test binary, contain [`test_worker!`](crate::test_worker)).

@@ -9,12 +9,14 @@
 //! `max_in_flight_per_worker` requests and the `max_tasks_per_child` budget allows), records it
 //! as an [`Entry`] (*unsent*), gives its future a [`TaskRevoker`], then writes it (*sent*). The
 //! worker answers `Started` (*started*: the future becomes RUNNING), then `Response` (the entry
-//! goes and the future completes). A `cancel()` meanwhile asks the revoker: an unsent entry is
+//! goes and the future completes). A quiet request (a chunk of `map`) gets no `Started`: it has
+//! started once the worker's start page says so ([`SlotState::has_started`], [`crate::page`]). A `cancel()` meanwhile asks the revoker: an unsent entry is
 //! simply dropped; a sent one gets a `Revoke` frame, and the worker's `Revoked` answer says
 //! whether it took the request out of its queue before starting it.
 //!
 //! # When the worker ends
-//! The reader sees the end of the stream, reaps the worker, and deals with every entry left:
+//! The reader sees the end of the stream, reaps the worker, marks started what the start page
+//! says had started, and deals with every entry left:
 //! a revoke waiting for an answer gets "revoked" if the request never started; otherwise, as the
 //! policy says, started requests fail (broken pool, or only themselves with
 //! [`OnWorkerDeath::Replace`](crate::OnWorkerDeath)), and requests sent ahead but not started
