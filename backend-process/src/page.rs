@@ -12,8 +12,9 @@
 //!
 //! The page is a `memfd` (an anonymous file, not in any directory: nothing another process could
 //! open), mapped shared by both processes; the worker inherits its descriptor, named in its
-//! environment. Where the system cannot make one, the pool falls back to telling everything
-//! through the pipe.
+//! environment. Both close the descriptor once they have mapped the page (the mapping keeps it
+//! alive), so it costs no descriptor. Where the system cannot make one, the pool falls back to
+//! telling everything through the pipe.
 
 // The mapping and the descriptor passed across `exec` need `unsafe`; this module is the only
 // place in the crate that uses it.
@@ -21,7 +22,7 @@
 
 use std::ffi::c_void;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::ptr::NonNull;
@@ -40,7 +41,6 @@ const SIZE: usize = std::mem::size_of::<AtomicU64>();
 /// One worker's start page, mapped in this process.
 pub(crate) struct StartPage {
     word: NonNull<AtomicU64>,
-    fd: OwnedFd,
 }
 
 // SAFETY: the mapping is only ever accessed through `&AtomicU64` (atomic loads and stores), which
@@ -51,14 +51,15 @@ unsafe impl Send for StartPage {}
 unsafe impl Sync for StartPage {}
 
 impl StartPage {
-    /// A new page for a worker about to start (the parent's side), reading 0.
-    pub(crate) fn create() -> io::Result<StartPage> {
+    /// A new page for a worker about to start (the parent's side), reading 0, and its
+    /// descriptor, to pass to the worker with [`StartPage::pass_to`] and close once it started.
+    pub(crate) fn create() -> io::Result<(StartPage, OwnedFd)> {
         let fd = rustix::fs::memfd_create("backend-process-start-page", MemfdFlags::CLOEXEC)?;
         rustix::fs::ftruncate(&fd, SIZE as u64)?;
-        StartPage::map(fd)
+        Ok((StartPage::map(&fd)?, fd))
     }
 
-    fn map(fd: OwnedFd) -> io::Result<StartPage> {
+    fn map(fd: &OwnedFd) -> io::Result<StartPage> {
         // SAFETY: a new mapping (the kernel picks the address, so it aliases nothing in this
         // process) of `SIZE` bytes of a file at least that long, shared so that the other process
         // sees the stores; it is unmapped in `drop`, and nothing keeps a reference past that.
@@ -68,24 +69,25 @@ impl StartPage {
                 SIZE,
                 ProtFlags::READ | ProtFlags::WRITE,
                 MapFlags::SHARED,
-                &fd,
+                fd,
                 0,
             )?
         };
         let word = NonNull::new(at.cast::<AtomicU64>())
             .ok_or_else(|| io::Error::other("mmap gave a null address"))?;
-        Ok(StartPage { word, fd })
+        Ok(StartPage { word })
     }
 
-    /// Lets `command`'s process inherit the page: its descriptor stays open across `exec` in the
-    /// child only, and the environment names it.
-    pub(crate) fn pass_to(&self, command: &mut Command) {
-        let raw: RawFd = self.fd.as_raw_fd();
+    /// Lets `command`'s process inherit the page `fd` made by [`StartPage::create`]: the
+    /// descriptor stays open across `exec` in the child only, and the environment names it. Keep
+    /// `fd` open until `spawn` has returned.
+    pub(crate) fn pass_to(fd: &OwnedFd, command: &mut Command) {
+        let raw: RawFd = fd.as_raw_fd();
         command.env(PAGE_ENV, raw.to_string());
         // SAFETY: the closure runs in the forked child, before `exec`, where only
         // async-signal-safe calls are allowed: it makes one `fcntl` system call and allocates
         // nothing (its error is a plain errno). The descriptor is open in the child, inherited
-        // from this process, which keeps `self.fd` open at least until `spawn` returns.
+        // from this process, where the caller keeps `fd` open at least until `spawn` returns.
         unsafe {
             command.pre_exec(move || {
                 // SAFETY: see above: `raw` is open in this (child) process.
@@ -106,11 +108,9 @@ impl StartPage {
         // SAFETY: the parent passed this descriptor open (see `pass_to`), and nothing else in
         // this process knows of it, so this is its only owner.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // Not inherited by processes a task starts.
-        if let Err(e) = rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC) {
-            return Some(Err(e.into()));
-        }
-        Some(StartPage::map(fd))
+        // Mapped, the page needs no descriptor: it is closed here (so no process a task starts
+        // inherits it either).
+        Some(StartPage::map(&fd))
     }
 
     fn word(&self) -> &AtomicU64 {
@@ -130,12 +130,6 @@ impl StartPage {
     }
 }
 
-impl AsFd for StartPage {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
 impl Drop for StartPage {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `map`, with its length; no reference into it outlives
@@ -150,8 +144,9 @@ mod tests {
 
     #[test]
     fn a_page_mapped_twice_shares_its_word() {
-        let page = StartPage::create().unwrap();
-        let again = StartPage::map(page.fd.try_clone().unwrap()).unwrap();
+        let (page, fd) = StartPage::create().unwrap();
+        let again = StartPage::map(&fd).unwrap();
+        drop(fd);
         assert_eq!(again.started(), 0);
         page.start(41);
         assert_eq!(again.started(), 42);

@@ -261,12 +261,13 @@ fn start_worker(
         .stderr(Stdio::inherit());
     // Best effort: without a start page, every request is loud (announced through the pipe).
     let page = StartPage::create().ok();
-    if let Some(page) = &page {
-        page.pass_to(&mut command);
+    if let Some((_, fd)) = &page {
+        StartPage::pass_to(fd, &mut command);
     }
-    let mut child = command
-        .spawn()
-        .map_err(|e| broken(format!("cannot start a worker process: {e}")))?;
+    let spawned = command.spawn();
+    // The worker has its copy of the descriptor (or failed to start): the mapping is enough here.
+    let page = page.map(|(page, _fd)| page);
+    let mut child = spawned.map_err(|e| broken(format!("cannot start a worker process: {e}")))?;
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         unreachable!("both pipes were requested");
     };
