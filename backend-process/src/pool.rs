@@ -450,17 +450,20 @@ impl Inner {
     /// Requests the workers have started and not answered, and requests written to them and not
     /// started (sent ahead), counted slot by slot (each slot's lock is taken alone).
     fn progress(&self) -> (usize, usize) {
-        let slots: Vec<Arc<Slot>> = self
-            .sched
+        self.slots()
+            .iter()
+            .map(|slot| slot.census())
+            .fold((0, 0), |(r, a), (sr, sa)| (r + sr, a + sa))
+    }
+
+    /// Every slot, taken from under the `sched` lock (to lock each slot's state on its own).
+    fn slots(&self) -> Vec<Arc<Slot>> {
+        self.sched
             .lock()
             .slots
             .iter()
             .map(|s| Arc::clone(&s.slot))
-            .collect();
-        slots
-            .iter()
-            .map(|slot| slot.census())
-            .fold((0, 0), |(r, a), (sr, sa)| (r + sr, a + sa))
+            .collect()
     }
 
     /// Slot `index`'s writer has exited (or never started).
@@ -580,14 +583,7 @@ impl Inner {
         }
         if options.cancel_futures {
             // And what was sent ahead to the workers and has not started: each worker decides.
-            let slots: Vec<_> = self
-                .sched
-                .lock()
-                .slots
-                .iter()
-                .map(|s| Arc::clone(&s.slot))
-                .collect();
-            slot::revoke_not_started(&slots);
+            slot::revoke_not_started(&self.slots());
         }
         // A pool thread (a done callback run by a reader, say) cannot wait for the pool's threads.
         if options.wait && !slot::on_pool_thread() {
