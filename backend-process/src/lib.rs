@@ -49,13 +49,14 @@
 //! stderr), so nothing another user could connect to exists; a worker whose parent dies is
 //! killed with it.
 #![deny(missing_docs)]
-#![deny(unsafe_code)] // allowed in `page` alone
+#![deny(unsafe_code)] // allowed in `page` and `sched` alone
 
 mod builder;
 mod job;
 mod page;
 mod pool;
 mod registry;
+mod sched;
 mod slot;
 mod wire;
 mod worker;

@@ -180,6 +180,7 @@ struct Queued {
 impl Shared {
     /// The reader thread: queues requests, answers revokes at once (even while a task runs).
     fn read_requests(&self) {
+        crate::sched::prefer_short_slices();
         let stdin = io::stdin();
         let mut input = BufReader::with_capacity(wire::PIPE_BUFFER, stdin.lock());
         let error = loop {

@@ -27,6 +27,7 @@ pub(super) fn read(
     pid: u32,
 ) {
     READER.set(true);
+    crate::sched::prefer_short_slices();
     POOL_THREAD.set(true);
     let mut frame = Vec::new();
     // A place was freed by a frame read since the last `feed`.

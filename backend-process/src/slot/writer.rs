@@ -39,6 +39,7 @@ enum End {
 /// or dies (with `OnWorkerDeath::Replace`), start the next, until shutdown or breakage.
 pub(crate) fn drive(pool: Arc<Inner>, slot: Arc<Slot>) {
     POOL_THREAD.set(true);
+    crate::sched::prefer_short_slices();
     loop {
         let (reader, pid) = match start_worker(&pool, &slot) {
             Ok(started) => started,
