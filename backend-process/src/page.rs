@@ -102,8 +102,10 @@ impl StartPage {
     pub(crate) fn inherited() -> Option<io::Result<StartPage>> {
         let raw: RawFd = std::env::var(PAGE_ENV).ok()?.parse().ok()?;
         // The variable is not for this worker's own children.
-        // SAFETY: `worker_main` calls this first thing in the process, before any code of the
-        // program runs; single-threaded then, so nothing reads the environment meanwhile.
+        // SAFETY: no other thread of this process reads or writes the environment meanwhile:
+        // `worker_main` calls this before it starts any thread, and it runs first thing in
+        // `main` (in a test binary, the worker entry test runs alone, `--test-threads=1`, while
+        // the harness's main thread only waits for it).
         unsafe { std::env::remove_var(PAGE_ENV) };
         // SAFETY: the parent passed this descriptor open (see `pass_to`), and nothing else in
         // this process knows of it, so this is its only owner.
