@@ -634,9 +634,11 @@ fn retiring_after_each_task() -> Arc<ProcessPoolExecutor> {
 /// replacement would escape the signal), and the queued futures end instead of hanging. Ours
 /// (L9): the running task fails with the broken-pool error naming the signal, the queued ones are
 /// cancelled and never run (CPython fails them with "forcefully shut down"), and when
-/// `terminate_workers` returns no worker is left. Then the race itself, many times: the worker
+/// `terminate_workers` returns no worker is left. Then the race itself, 100 times: the worker
 /// finishes its one task and retires just as `terminate_workers` comes; every future is done
-/// when it returns, and no worker that ran a task outlives it.
+/// when it returns, and no worker that ran a task outlives it. (It caught a hang: a replacement
+/// worker killed right after its handshake was seen dead by its reader before the writer marked
+/// the slot ready, which then overwrote "ended" with "ready" and waited for an end already past.)
 #[test]
 fn force_shutdown_during_max_tasks_worker_exit() {
     let dir = Dir::new("force-max-tasks");
@@ -659,7 +661,7 @@ fn force_shutdown_during_max_tasks_worker_exit() {
         "no replacement ran them"
     );
 
-    for i in 0..30u64 {
+    for i in 0..100u64 {
         let pool = retiring_after_each_task();
         let marker = |k: u64| dir.path(&format!("race-{i}-{k}"));
         let first = pool.submit(Op::Spin((i % 10) * 30)).unwrap();

@@ -352,7 +352,13 @@ fn start_worker(
         }
     };
     let mut sched = pool.sched.lock();
-    sched.slots[slot.index].phase = Phase::Ready;
+    // The reader may have seen the worker end already (it died, or `terminate_workers` killed it,
+    // just after the handshake) and marked the slot `Ended`: that stays, or the writer would
+    // wait for an end that has come and gone.
+    let phase = &mut sched.slots[slot.index].phase;
+    if *phase == Phase::Starting {
+        *phase = Phase::Ready;
+    }
     sched.wake_writers(&pool.options);
     Ok((reader, pid))
 }
