@@ -407,10 +407,10 @@ impl Inner {
                 });
                 slot
             });
-            // A chunk of `map` goes from here only to a worker that holds at most the request it
-            // runs (else it would soon wait): a busier one gets it from its reader, which refills
-            // it in one write as its answers come back (the worker wakes up once for several
-            // chunks, not once per chunk `map` submits).
+            // A chunk of `map` is written from here only to a worker that holds at most the
+            // request it runs (else it would soon wait); for a busier one the writer is woken,
+            // and takes every chunk queued by then in one write (its reader also refills it as
+            // answers come back; but a long task may keep them from coming).
             let census = sched.census();
             let taker = (0..sched.slots.len())
                 .find(|&i| {
@@ -418,7 +418,7 @@ impl Inner {
                         && !(quiet && sched.slots[i].in_flight > 1)
                 })
                 .map(|i| Arc::clone(&sched.slots[i].slot));
-            if taker.is_none() && !quiet {
+            if taker.is_none() {
                 sched.wake_writers(&self.options);
             }
             (spawn, taker)
