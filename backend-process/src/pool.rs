@@ -408,9 +408,12 @@ impl Inner {
                 slot
             });
             // A chunk of `map` is written from here only to a worker that holds at most the
-            // request it runs (else it would soon wait); for a busier one the writer is woken,
-            // and takes every chunk queued by then in one write (its reader also refills it as
-            // answers come back; but a long task may keep them from coming).
+            // request it runs (else it would soon wait). A busier one's writer is woken only
+            // while the worker holds fewer than the usual depth (4, or the depth set): a long
+            // task may keep answers from coming, so that much is always sent ahead without them.
+            // Deeper, automatic send-ahead for short chunks comes from the worker's reader, which
+            // refills it in one write as each batch of answers comes back (waking the writer per
+            // chunk `map` submits cost more wake-ups than it saved).
             let census = sched.census();
             let taker = (0..sched.slots.len())
                 .find(|&i| {
@@ -419,7 +422,13 @@ impl Inner {
                 })
                 .map(|i| Arc::clone(&sched.slots[i].slot));
             if taker.is_none() {
-                sched.wake_writers(&self.options);
+                let usual = self
+                    .options
+                    .max_in_flight
+                    .unwrap_or(DEFAULT_MAX_IN_FLIGHT_PER_WORKER);
+                if !quiet || sched.slots.iter().any(|s| s.in_flight < usual) {
+                    sched.wake_writers(&self.options);
+                }
             }
             (spawn, taker)
         };
