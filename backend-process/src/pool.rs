@@ -366,7 +366,9 @@ impl ProcessPoolExecutor {
 
 impl ProcessPoolExecutor {
     fn submit_pending(&self, queued: Queued) -> Result<(), (RejectReason, Box<dyn Pending>)> {
-        self.inner.submit(queued)
+        self.inner
+            .submit(vec![queued])
+            .map_err(|(reason, mut jobs)| (reason, jobs.pop().expect("the one job")))
     }
 
     fn next_id(&self) -> u64 {
@@ -375,38 +377,51 @@ impl ProcessPoolExecutor {
 }
 
 impl Inner {
-    /// Queues a request, sends it to a worker that may take it now (from this thread, when that
-    /// cannot block; else its writer is woken), and starts a worker if none is idle and the pool
-    /// is below `max_workers` (rule L3).
-    fn submit(self: &Arc<Self>, queued: Queued) -> Result<(), (RejectReason, Box<dyn Pending>)> {
+    /// Queues requests (in order; one `submit`, or a group of `map`'s chunks), sends them to a
+    /// worker that may take them now (from this thread, when that cannot block; else its writer
+    /// is woken), and starts a worker per request while none is idle and the pool is below
+    /// `max_workers` (rule L3). All or none are queued.
+    #[allow(clippy::type_complexity)] // the jobs handed back with the reason
+    fn submit(
+        self: &Arc<Self>,
+        group: Vec<Queued>,
+    ) -> Result<(), (RejectReason, Vec<Box<dyn Pending>>)> {
         let (spawn, taker) = {
             let mut sched = self.sched.lock();
-            if let Some(broken) = &sched.broken {
-                return Err((RejectReason::Broken(broken.clone()), queued.job));
+            let refused = match (&sched.broken, sched.closed) {
+                (Some(broken), _) => Some(RejectReason::Broken(broken.clone())),
+                (None, true) => Some(RejectReason::Shutdown),
+                (None, false) => None,
+            };
+            if let Some(reason) = refused {
+                return Err((reason, group.into_iter().map(|q| q.job).collect()));
             }
-            if sched.closed {
-                return Err((RejectReason::Shutdown, queued.job));
-            }
-            let quiet = queued.job.quiet();
-            sched.jobs.push_back(queued);
-            let idle = (0..sched.slots.len()).any(|i| sched.idle(i));
+            let quiet = group.iter().all(|q| q.job.quiet());
+            let count = group.len();
+            sched.jobs.extend(group);
+            let idle = (0..sched.slots.len()).filter(|&i| sched.idle(i)).count();
             let live = sched
                 .slots
                 .iter()
                 .filter(|s| s.phase != Phase::Gone)
                 .count();
-            let spawn = (!idle && live < self.max_workers).then(|| {
-                let slot = Arc::new(Slot::new(sched.slots.len(), Arc::downgrade(self)));
-                sched.slots.push(SlotSched {
-                    slot: Arc::clone(&slot),
-                    phase: Phase::Starting,
-                    in_flight: 0,
-                    served: 0,
-                    waiting: false,
-                    quiet_nanos: 0,
-                });
-                slot
-            });
+            let new = count
+                .saturating_sub(idle)
+                .min(self.max_workers.saturating_sub(live));
+            let spawn: Vec<Arc<Slot>> = (0..new)
+                .map(|_| {
+                    let slot = Arc::new(Slot::new(sched.slots.len(), Arc::downgrade(self)));
+                    sched.slots.push(SlotSched {
+                        slot: Arc::clone(&slot),
+                        phase: Phase::Starting,
+                        in_flight: 0,
+                        served: 0,
+                        waiting: false,
+                        quiet_nanos: 0,
+                    });
+                    slot
+                })
+                .collect();
             // A chunk of `map` is written from here only to a worker that holds at most the
             // request it runs (else it would soon wait). A busier one's writer is woken only
             // while the worker holds fewer than the usual depth (4, or the depth set): a long
@@ -436,7 +451,7 @@ impl Inner {
             slot::feed(self, &slot);
             self.wake_writers();
         }
-        if let Some(slot) = spawn {
+        for slot in spawn {
             let inner = Arc::clone(self);
             let index = slot.index;
             let writer = std::thread::Builder::new()
@@ -690,18 +705,67 @@ where
     }
 
     fn submit_batch(&self, tasks: Vec<T>) -> Result<Batch<T::Output>, SubmitError<Vec<T>>> {
+        let (batch, queued) = self.prepare_chunk(&tasks);
+        let Some(queued) = queued else {
+            return Ok(batch);
+        };
+        match self.submit_pending(queued) {
+            Ok(()) => Ok(batch),
+            Err((reason, job)) => {
+                job.cancel_or_fail(stopped_error());
+                Err(SubmitError::new(reason, tasks))
+            }
+        }
+    }
+
+    /// Encodes every chunk, then queues them all at once: one lock of the queue, one worker
+    /// fed or writer woken for the group, instead of one per chunk.
+    fn submit_batches(
+        &self,
+        chunks: Vec<Vec<T>>,
+    ) -> Vec<Result<Batch<T::Output>, SubmitError<Vec<T>>>> {
+        let prepared: Vec<_> = chunks.iter().map(|c| self.prepare_chunk(c)).collect();
+        let (batches, group): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
+        let group: Vec<Queued> = group.into_iter().flatten().collect();
+        let refused = match group.is_empty() {
+            true => None,
+            false => self.inner.submit(group).err(),
+        };
+        match refused {
+            None => batches.into_iter().map(Ok).collect(),
+            Some((reason, jobs)) => {
+                for job in jobs {
+                    job.cancel_or_fail(stopped_error());
+                }
+                chunks
+                    .into_iter()
+                    .map(|tasks| Err(SubmitError::new(reason.clone(), tasks)))
+                    .collect()
+            }
+        }
+    }
+}
+
+impl ProcessPoolExecutor {
+    /// A chunk of `map` as one request: its batch (the future `map` reads), and what to queue,
+    /// unless there is nothing to send (an empty chunk, or no item serializes: then the batch is
+    /// complete already).
+    fn prepare_chunk<T>(&self, tasks: &[T]) -> (Batch<T::Output>, Option<Queued>)
+    where
+        T: RemoteTask,
+        T::Output: Serialize + DeserializeOwned,
+    {
         let len = tasks.len();
         let (promise, future) = Promise::named(T::NAME);
-        let (payload, count, failed) = wire::encode_items(&tasks);
+        let (payload, count, failed) = wire::encode_items(tasks);
         let failed: Vec<_> = failed
             .into_iter()
             .map(|(index, e)| (index, unsendable::<T>(e).with_task_name(T::NAME)))
             .collect();
         if count == 0 {
-            // Nothing to send (an empty chunk, or no item serializes).
             let all = LazyOutcomes::new(len, failed.into_iter().map(|(_, e)| Err(e)));
             let _ = promise.set_result(all);
-            return Ok(Batch::lazy_chunk(future, len));
+            return (Batch::lazy_chunk(future, len), None);
         }
         let timer = RunTimer::new();
         let job = Box::new(Many::<T> {
@@ -715,13 +779,7 @@ where
             job,
             payload: payload.into(),
         };
-        match self.submit_pending(queued) {
-            Ok(()) => Ok(Batch::lazy_chunk(future, len).timed(timer)),
-            Err((reason, job)) => {
-                job.cancel_or_fail(stopped_error());
-                Err(SubmitError::new(reason, tasks))
-            }
-        }
+        (Batch::lazy_chunk(future, len).timed(timer), Some(queued))
     }
 }
 

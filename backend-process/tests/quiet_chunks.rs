@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use backend_process::{OnWorkerDeath, ProcessPoolExecutor, RemoteTask};
-use executor_core::{Executor, Introspect, MapOptions, ResultError, Task, TaskError};
+use executor_core::{
+    Executor, Introspect, MapOptions, ResultError, Shutdown, ShutdownOptions, Task, TaskError,
+};
 use serde::{Deserialize, Serialize};
 use support::{Dir, LIMIT, within};
 
@@ -217,5 +219,57 @@ fn terminate_fails_the_running_chunk_and_cancels_those_sent_ahead() {
             "step {n}: {result:?}"
         );
         assert_eq!(runs(&dir, n as u64), 0, "step {n} never ran");
+    }
+}
+
+/// `map` hands its chunks over in groups (`submit_batches`): the group is queued whole, every
+/// chunk runs once, and after shutdown every chunk of a group comes back, tasks and all.
+#[test]
+fn a_group_of_chunks_is_queued_whole_or_refused_whole() {
+    let dir = Dir::new("quiet-groups");
+    let root = dir.root();
+    within("groups of chunks", move || {
+        let pool = ProcessPoolExecutor::new(2).unwrap();
+        let steps = |range: std::ops::Range<u64>| -> Vec<Step> {
+            range
+                .map(|n| Step::Mark {
+                    dir: root.clone(),
+                    n,
+                })
+                .collect()
+        };
+        // 300 steps in chunks of 3: groups of 1, 2, 4, ... chunks, all of one map.
+        let results: Vec<u64> = pool
+            .map(steps(0..300), MapOptions::new().chunksize(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(results, (0..300).collect::<Vec<_>>());
+        let batches = pool.submit_batches(vec![steps(300..302), steps(302..305)]);
+        assert_eq!(
+            batches
+                .iter()
+                .map(|b| b.as_ref().unwrap().len())
+                .collect::<Vec<_>>(),
+            [2, 3]
+        );
+        drop(batches);
+        pool.shutdown(ShutdownOptions::wait());
+        let refused = pool.submit_batches(vec![steps(400..402), steps(402..405)]);
+        let handed_back: Vec<Vec<Step>> = refused
+            .into_iter()
+            .map(|r| {
+                let e = r.unwrap_err();
+                assert!(e.is_shutdown(), "{e}");
+                e.into_parts().1
+            })
+            .collect();
+        assert_eq!(handed_back.iter().map(Vec::len).collect::<Vec<_>>(), [2, 3]);
+    });
+    for n in 0..305 {
+        assert_eq!(runs(&dir, n), 1, "step {n}");
+    }
+    for n in 400..405 {
+        assert_eq!(runs(&dir, n), 0, "step {n} was refused");
     }
 }

@@ -351,6 +351,38 @@ pub trait Executor<T: Task>: Shutdown {
         Ok(Batch::items(futures))
     }
 
+    /// Schedules several units of work at once, in order, as [`submit_batch`] would one by one:
+    /// what `map` does with the chunks it submits eagerly (without a `buffersize`), a few at a
+    /// time, so that a backend whose every submit wakes a worker (the process pool) can hand
+    /// them over together. Each chunk gets its own result; once one is refused, the later ones
+    /// are tried too (and refused for the same reason, normally).
+    ///
+    /// [`submit_batch`]: Executor::submit_batch
+    ///
+    /// ```
+    /// # use executor_core::*;
+    /// # struct Inline;
+    /// # impl Shutdown for Inline { fn shutdown(&self, _: ShutdownOptions) {} }
+    /// # impl<T: Task> Executor<T> for Inline {
+    /// #     fn submit(&self, task: T) -> Result<FutureHandle<T::Output>, SubmitError<T>> {
+    /// #         let (p, f) = Promise::for_task(&task); p.run(task); Ok(f)
+    /// #     }
+    /// # }
+    /// let batches = Inline.submit_batches(vec![vec![|| 1, || 2], vec![|| 3]]);
+    /// assert_eq!(batches.len(), 2);
+    /// assert_eq!(batches[1].as_ref().unwrap().len(), 1);
+    /// ```
+    #[allow(clippy::type_complexity)] // one result per chunk, as `submit_batch` returns it
+    fn submit_batches(
+        &self,
+        chunks: Vec<Vec<T>>,
+    ) -> Vec<Result<Batch<T::Output>, SubmitError<Vec<T>>>> {
+        chunks
+            .into_iter()
+            .map(|chunk| self.submit_batch(chunk))
+            .collect()
+    }
+
     /// How many tasks this executor runs at once, if it knows (its `max_workers`). `map` with
     /// [`MapOptions::auto_chunksize`] probes with this many tasks and spreads the input over
     /// them; `None` (the default) stands for the machine's available parallelism.

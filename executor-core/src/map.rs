@@ -426,8 +426,19 @@ enum Unit<O> {
     Rejected(RejectReason, usize),
 }
 
-/// The lazily-submitting source of units: chunks the input and submits each chunk.
-type Source<'a, O> = Box<dyn Iterator<Item = Unit<O>> + 'a>;
+/// The lazily-submitting source of units: chunks the input and submits the chunks, one at a
+/// time or a group at a time (see [`GROUP_ITEMS`]).
+type Source<'a, O> = Box<dyn Iterator<Item = Vec<Unit<O>>> + 'a>;
+
+/// When `map` submits eagerly (no `buffersize`), it hands the executor its chunks in groups
+/// ([`Executor::submit_batches`]) of up to this many items (at least one chunk, at most
+/// [`GROUP_CHUNKS`]), starting with one chunk and doubling, so that the first chunks start at
+/// once. One by one, a process pool woke a worker per chunk while `map` was still encoding the
+/// next, and at chunksize 256 its workers waited for chunks for the first millisecond or so.
+const GROUP_ITEMS: usize = 8192;
+
+/// The most chunks in one group (see [`GROUP_ITEMS`]).
+const GROUP_CHUNKS: usize = 64;
 
 /// The iterator returned by [`Executor::map`]: one `Result` per input item, in input order
 /// (rules H1–H7).
@@ -496,33 +507,64 @@ impl<'a, O> MapIter<'a, O> {
         // (nothing is silently dropped, rule H6), but not submitted.
         let mut refused: Option<RejectReason> = None;
         let auto = options.is_auto_chunksize();
+        // Chunks go in groups once `map` submits eagerly and (with an automatic size) has
+        // chosen the size; the probes and a buffered `map` submit one chunk at a time.
+        let grouping = Rc::new(Cell::new(options.get_buffersize().is_none() && !auto));
+        let grouped = Rc::clone(&grouping);
+        let mut group = 1usize;
         let workers = executor
             .parallelism()
             .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
             .unwrap_or(1)
             .max(1);
         let source = std::iter::from_fn(move || {
-            let take = if auto {
-                tail_chunksize(size.get(), tasks.size_hint().0, workers)
-            } else {
-                size.get()
-            };
-            let chunk: Vec<T> = tasks.by_ref().take(take).collect();
-            if chunk.is_empty() {
+            let count = if grouped.get() { group } else { 1 };
+            let mut chunks = Vec::with_capacity(count);
+            for _ in 0..count {
+                let take = if auto {
+                    tail_chunksize(size.get(), tasks.size_hint().0, workers)
+                } else {
+                    size.get()
+                };
+                let chunk: Vec<T> = tasks.by_ref().take(take).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                chunks.push(chunk);
+            }
+            if chunks.is_empty() {
                 return None;
             }
-            let len = chunk.len();
-            if let Some(reason) = &refused {
-                return Some(Unit::Rejected(reason.clone(), len));
+            if grouped.get() {
+                let most = (GROUP_ITEMS / size.get().max(1)).clamp(1, GROUP_CHUNKS);
+                group = (group * 2).min(most);
             }
-            Some(match executor.submit_batch(chunk) {
-                Ok(batch) => Unit::Submitted(batch),
-                Err(e) => {
-                    let reason = e.into_parts().0;
-                    refused = Some(reason.clone());
-                    Unit::Rejected(reason, len)
-                }
-            })
+            let lens: Vec<usize> = chunks.iter().map(Vec::len).collect();
+            if let Some(reason) = &refused {
+                return Some(
+                    lens.into_iter()
+                        .map(|len| Unit::Rejected(reason.clone(), len))
+                        .collect(),
+                );
+            }
+            let submitted = if chunks.len() == 1 {
+                vec![executor.submit_batch(chunks.pop().expect("one chunk"))]
+            } else {
+                executor.submit_batches(chunks)
+            };
+            let units = submitted
+                .into_iter()
+                .zip(lens)
+                .map(|(submitted, len)| match submitted {
+                    Ok(batch) => Unit::Submitted(batch),
+                    Err(e) => {
+                        let reason = e.into_parts().0;
+                        refused = Some(reason.clone());
+                        Unit::Rejected(reason, len)
+                    }
+                })
+                .collect();
+            Some(units)
         });
         let mut iter = MapIter {
             source: Some(Box::new(source)),
@@ -557,6 +599,7 @@ impl<'a, O> MapIter<'a, O> {
                 iter.chunksize
                     .set(auto_chunksize(per_item, remaining, workers));
             }
+            grouping.set(options.get_buffersize().is_none());
         }
         for _ in pulled..first {
             if !iter.pull() {
@@ -566,16 +609,19 @@ impl<'a, O> MapIter<'a, O> {
         Ok(iter)
     }
 
-    /// Submits one more chunk from the input; `false` when there is nothing more to submit.
+    /// Submits the next chunk from the input, or the next group of chunks; `false` when there
+    /// is nothing more to submit.
     fn pull(&mut self) -> bool {
-        let Some(unit) = self.source.as_mut().and_then(Iterator::next) else {
+        let Some(units) = self.source.as_mut().and_then(Iterator::next) else {
             self.source = None;
             return false;
         };
-        if let Unit::Submitted(batch) = &unit {
-            self.submitted += batch.len();
+        for unit in units {
+            if let Unit::Submitted(batch) = &unit {
+                self.submitted += batch.len();
+            }
+            self.queue.push_back(unit);
         }
-        self.queue.push_back(unit);
         true
     }
 
@@ -846,6 +892,98 @@ mod tests {
             matches!(e, MapError::Rejected(RejectReason::Shutdown)),
             "{e}"
         );
+    }
+
+    /// Runs tasks inline and records how `map` handed its chunks over: the size of each group
+    /// (a lone `submit_batch` is a group of one).
+    #[derive(Default)]
+    struct Recording {
+        groups: std::cell::RefCell<Vec<usize>>,
+    }
+
+    impl Shutdown for Recording {
+        fn shutdown(&self, _: ShutdownOptions) {}
+    }
+
+    impl<T: Task> Executor<T> for Recording {
+        fn submit(&self, task: T) -> Result<FutureHandle<T::Output>, SubmitError<T>> {
+            let (promise, future) = Promise::for_task(&task);
+            promise.run(task);
+            Ok(future)
+        }
+
+        fn submit_batch(
+            &self,
+            tasks: Vec<T>,
+        ) -> Result<crate::Batch<T::Output>, SubmitError<Vec<T>>> {
+            self.groups.borrow_mut().push(1);
+            self.submit_batches_inner(tasks)
+        }
+
+        fn submit_batches(
+            &self,
+            chunks: Vec<Vec<T>>,
+        ) -> Vec<Result<crate::Batch<T::Output>, SubmitError<Vec<T>>>> {
+            self.groups.borrow_mut().push(chunks.len());
+            chunks
+                .into_iter()
+                .map(|c| self.submit_batches_inner(c))
+                .collect()
+        }
+    }
+
+    impl Recording {
+        fn submit_batches_inner<T: Task>(
+            &self,
+            tasks: Vec<T>,
+        ) -> Result<crate::Batch<T::Output>, SubmitError<Vec<T>>> {
+            let futures = tasks
+                .into_iter()
+                .map(|task| {
+                    let (promise, future) = Promise::for_task(&task);
+                    promise.run(task);
+                    Ok(future)
+                })
+                .collect();
+            Ok(crate::Batch::items(futures))
+        }
+    }
+
+    /// An eager `map` hands its chunks over in groups that start at one chunk and double, up to
+    /// `GROUP_ITEMS` items (and `GROUP_CHUNKS` chunks); a buffered one, and the probes of the
+    /// automatic size, one chunk at a time. Either way every item comes back, in order.
+    #[test]
+    fn eager_chunks_go_in_doubling_groups() {
+        let run = |options: MapOptions, n: u32| {
+            let pool = Recording::default();
+            let out: Vec<u32> = pool
+                .map((0..n).map(|i| move || i), options)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(out, (0..n).collect::<Vec<_>>(), "{options:?}");
+            pool.groups.into_inner()
+        };
+        // 300 chunks of 256: groups of at most 8192 / 256 = 32 chunks.
+        let groups = run(MapOptions::new().chunksize(256), 300 * 256);
+        assert_eq!(groups[..7], [1, 2, 4, 8, 16, 32, 32], "{groups:?}");
+        assert_eq!(groups.iter().sum::<usize>(), 300);
+        // Single items: at most 64 chunks a group.
+        let groups = run(MapOptions::new(), 1000);
+        assert_eq!(groups[..8], [1, 2, 4, 8, 16, 32, 64, 64], "{groups:?}");
+        assert_eq!(groups.iter().sum::<usize>(), 1000);
+        // Chunks larger than a group's items: one at a time.
+        let groups = run(MapOptions::new().chunksize(10_000), 50_000);
+        assert_eq!(groups, [1; 5]);
+        // Buffered: one at a time.
+        let groups = run(MapOptions::new().chunksize(4).buffersize(3), 100);
+        assert!(groups.iter().all(|&g| g == 1), "{groups:?}");
+        assert_eq!(groups.len(), 25);
+        // Automatic: the probes alone (one chunk of one per worker), then groups.
+        let groups = run(MapOptions::new().auto_chunksize(), 100_000);
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert!(groups[..workers].iter().all(|&g| g == 1), "{groups:?}");
+        assert!(groups.iter().any(|&g| g > 1), "{groups:?}");
     }
 
     #[test]
