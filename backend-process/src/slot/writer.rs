@@ -301,6 +301,12 @@ fn start_worker(
             }
         }));
     }
+    // The new stdin goes in under the same locks as the kept requests are marked unsent (stdin
+    // first, as everywhere): in between, a submitter's `feed` found them unsent and the old,
+    // dead worker's stdin still in place, marked one written (numbered for the new worker) and
+    // wrote it into the dead pipe, so the new worker never got it and nobody sent it again (a
+    // task lost under `Replace`, about once in 15 runs of the resend test two at a time).
+    let mut current_input = slot.input.lock();
     let withdrawn = {
         let mut state = slot.state.lock();
         state.ended = false;
@@ -326,13 +332,14 @@ fn start_worker(
         }
         withdrawn
     };
+    *current_input = Some(input);
+    drop(current_input);
     if !withdrawn.is_empty() {
         pool.release(slot.index, withdrawn.len(), 0);
         for entry in withdrawn {
             entry.revoker.answer(true, Some(entry.job));
         }
     }
-    *slot.input.lock() = Some(input);
     let reader = {
         let pool = Arc::clone(pool);
         let slot = Arc::clone(slot);
