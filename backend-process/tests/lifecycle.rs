@@ -194,45 +194,52 @@ fn replace_policy_fails_only_the_dead_workers_task() {
 /// `Replace`, the race behind it: tasks are being written to the dying worker just as its reader
 /// hands what it held to the replacement. Whatever the interleaving, each runs on the fresh worker.
 /// (A request the writer marked "written" to the dead worker after its reader had kept it was
-/// never sent again, and its future and the pool's shutdown waited for ever.) The rounds run on a
-/// thread of their own, so that a lost task fails the test instead of hanging it.
+/// never sent again, and its future and the pool's shutdown waited for ever. Later, a submitter
+/// that wrote a kept request while the replacement was being installed, into the dead worker's
+/// pipe: two pools side by side, each on a core, made that show.) The rounds run on threads of
+/// their own, so that a lost task fails the test instead of hanging it.
 #[test]
 fn replace_policy_resends_what_the_dead_worker_never_started_100_times() {
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let pool = ProcessPoolExecutor::builder()
-            .max_workers(1)
-            .on_worker_death(OnWorkerDeath::Replace)
-            .build()
-            .unwrap();
-        let outcome = (0..100).try_for_each(|round| {
-            let dying = pool.submit(Job::Exit(3)).unwrap();
-            // Tasks submitted all through the death: some are being written as it is noticed.
-            let mut after = vec![pool.submit(Job::Pid).unwrap()];
-            while !dying.done() && after.len() < 1_000 {
-                after.push(pool.submit(Job::Pid).unwrap());
-            }
-            match dying.result(Some(LIMIT)) {
-                Err(e) if e.task_error().is_some_and(|e| !e.is_broken()) => {}
-                other => return Err(format!("round {round}: the dying task ended {other:?}")),
-            }
-            match after.iter().find_map(|f| f.result(Some(LIMIT)).err()) {
-                None => Ok(()),
-                Some(e) => Err(format!(
-                    "round {round}: a task after the death never ran: {e}"
-                )),
+    for _ in 0..2 {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let pool = ProcessPoolExecutor::builder()
+                .max_workers(1)
+                .on_worker_death(OnWorkerDeath::Replace)
+                .build()
+                .unwrap();
+            let outcome = (0..100).try_for_each(|round| {
+                let dying = pool.submit(Job::Exit(3)).unwrap();
+                // Tasks submitted all through the death: some are being written as it is noticed.
+                let mut after = vec![pool.submit(Job::Pid).unwrap()];
+                while !dying.done() && after.len() < 1_000 {
+                    after.push(pool.submit(Job::Pid).unwrap());
+                }
+                match dying.result(Some(LIMIT)) {
+                    Err(e) if e.task_error().is_some_and(|e| !e.is_broken()) => {}
+                    other => return Err(format!("round {round}: the dying task ended {other:?}")),
+                }
+                match after.iter().find_map(|f| f.result(Some(LIMIT)).err()) {
+                    None => Ok(()),
+                    Some(e) => Err(format!(
+                        "round {round}: a task after the death never ran: {e}"
+                    )),
+                }
+            });
+            let lost = outcome.is_err();
+            let _ = tx.send(outcome.map(|()| pool.broken().is_none()));
+            if lost {
+                // Its shutdown would wait for the lost task.
+                std::mem::forget(pool);
             }
         });
-        let lost = outcome.is_err();
-        let _ = tx.send(outcome.map(|()| pool.broken().is_none()));
-        if lost {
-            // Its shutdown would wait for the lost task.
-            std::mem::forget(pool);
+    }
+    for _ in 0..2 {
+        match rx.recv_timeout(LIMIT * 4) {
+            Ok(Ok(healthy)) => assert!(healthy, "the pool broke"),
+            Ok(Err(why)) => panic!("{why}"),
+            Err(_) => panic!("hang: the rounds did not finish"),
         }
-    });
-    match rx.recv_timeout(LIMIT * 4) {
-        Ok(Ok(healthy)) => assert!(healthy, "the pool broke"),
-        Ok(Err(why)) => panic!("{why}"),
-        Err(_) => panic!("hang: the rounds did not finish"),
     }
 }
