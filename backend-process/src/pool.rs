@@ -29,6 +29,7 @@ use crate::builder::{
     SEND_AHEAD,
 };
 use crate::job::{Many, Pending, Queued, Single};
+use crate::page::StartPage;
 use crate::registry::RemoteTask;
 use crate::slot::{self, Slot};
 use crate::wire;
@@ -108,9 +109,34 @@ pub(crate) struct SlotSched {
     pub(crate) waiting: bool,
     /// How long its worker's chunks of `map` run, in ns: a running average (0: none ran yet).
     quiet_nanos: u64,
+    /// The ready worker's start page, if it has one (for [`SlotSched::backlog`]).
+    pub(crate) page: Option<Arc<StartPage>>,
+    /// The sequence number of the first request the ready worker was sent after its
+    /// initializer (which is request 0 when there is one).
+    pub(crate) first_seq: u64,
+    /// Requests the current worker withdrew (answered `Revoked`): never started, though once a
+    /// later one starts, its start page counts them as passed.
+    pub(crate) withdrawn: usize,
 }
 
 impl SlotSched {
+    /// The work its ready worker has queued, which the scheduler balances: the requests sent
+    /// and not started where the worker has a start page, else those not answered. Counting the
+    /// unanswered ones, a worker that held a batch of finished chunks' responses looked busier
+    /// than it was, and at the end of a `map` the other got that much more to do.
+    fn backlog(&self) -> usize {
+        let Some(page) = &self.page else {
+            return self.in_flight;
+        };
+        // The requests it has started (or passed over, revoked) and not answered: the one it
+        // runs, and the responses it holds. (Counted from the start page and the answers, all
+        // under the pool's lock: a request taken and not yet written counts as queued.)
+        let begun = page.started().saturating_sub(self.first_seq);
+        let begun = usize::try_from(begun).unwrap_or(usize::MAX);
+        self.in_flight
+            .saturating_sub(begun.saturating_sub(self.served + self.withdrawn))
+    }
+
     /// How many requests the worker may hold when the next one is a chunk of `map` (`quiet`),
     /// by default: about [`SEND_AHEAD`] of work, as measured.
     fn depth(&self, quiet: bool, options: &Options) -> usize {
@@ -157,8 +183,8 @@ pub(crate) struct Census {
     starting: usize,
     /// Ready workers.
     ready: usize,
-    /// The fewest requests any ready worker holds.
-    least_in_flight: usize,
+    /// The least [backlog](SlotSched::backlog) of any ready worker.
+    least_backlog: usize,
 }
 
 impl Sched {
@@ -172,14 +198,14 @@ impl Sched {
             idle: 0,
             starting: 0,
             ready: 0,
-            least_in_flight: usize::MAX,
+            least_backlog: usize::MAX,
         };
         for (i, s) in self.slots.iter().enumerate() {
             census.idle += usize::from(self.idle(i));
             census.starting += usize::from(s.phase == Phase::Starting);
             if s.phase == Phase::Ready {
                 census.ready += 1;
-                census.least_in_flight = census.least_in_flight.min(s.in_flight);
+                census.least_backlog = census.least_backlog.min(s.backlog());
             }
         }
         census
@@ -195,9 +221,9 @@ impl Sched {
 
     /// Whether slot `i` may take the next queued request now: an idle worker always; a busy one
     /// (sending ahead) only while no other worker is idle or starting, so that a task never
-    /// waits behind another while a worker is free, and only if no other worker holds fewer
-    /// requests, so that requests sent ahead spread evenly (long tasks otherwise pile up behind
-    /// one worker while another runs out of work).
+    /// waits behind another while a worker is free, and only if no other worker has fewer
+    /// queued (its [backlog](SlotSched::backlog)), so that requests sent ahead spread evenly
+    /// (long tasks otherwise pile up behind one worker while another runs out of work).
     pub(crate) fn may_take(&self, i: usize, census: Census, options: &Options) -> bool {
         let s = &self.slots[i];
         let quiet = self.jobs.front().is_some_and(|q| q.job.quiet());
@@ -221,7 +247,7 @@ impl Sched {
         s.in_flight == 0
             || (census.idle == 0
                 && census.starting == 0
-                && s.in_flight <= census.least_in_flight.saturating_add(slack))
+                && s.backlog() <= census.least_backlog.saturating_add(slack))
     }
 
     /// Whether slot `i`'s writer has something to do: take a request, retire, exit, or deal
@@ -418,6 +444,9 @@ impl Inner {
                         served: 0,
                         waiting: false,
                         quiet_nanos: 0,
+                        page: None,
+                        first_seq: 0,
+                        withdrawn: 0,
                     });
                     slot
                 })
@@ -515,6 +544,14 @@ impl Inner {
 
     pub(crate) fn wake_writers(&self) {
         self.sched.lock().wake_writers(&self.options);
+    }
+
+    /// The worker withdrew a request it had been sent (rule L13): it leaves the slot unrun.
+    pub(crate) fn withdrawn(&self, index: usize) {
+        let mut sched = self.sched.lock();
+        let s = &mut sched.slots[index];
+        s.in_flight -= 1;
+        s.withdrawn += 1;
     }
 
     /// [`release_quietly`](Inner::release_quietly) for an answered request, which ran `nanos`;

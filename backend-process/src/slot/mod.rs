@@ -85,7 +85,7 @@ struct SlotState {
     room: usize,
     /// The current worker's start page (`None`: none could be made; then every request is
     /// loud).
-    page: Option<StartPage>,
+    page: Option<Arc<StartPage>>,
     /// Request frames written to the current worker: the next one's sequence number.
     written: u64,
     /// The current worker may hold the responses of quiet requests (see [`crate::worker::HOLD`]).
@@ -303,7 +303,7 @@ impl Slot {
         }
         drop(state);
         entry.revoker.answer(true, Some(entry.job));
-        pool.release_quietly(self.index, 1, 0);
+        pool.withdrawn(self.index);
         true
     }
 

@@ -244,6 +244,7 @@ fn start_worker(
         let s = &mut sched.slots[slot.index];
         s.phase = Phase::Starting;
         s.served = 0;
+        s.withdrawn = 0;
     }
     let mut command = Command::new(&pool.program);
     // A test binary runs the worker entry test; any other binary's `main` calls `worker_main`
@@ -267,7 +268,7 @@ fn start_worker(
     }
     let spawned = command.spawn();
     // The worker has its copy of the descriptor (or failed to start): the mapping is enough here.
-    let page = page.map(|(page, _fd)| page);
+    let page = page.map(|(page, _fd)| Arc::new(page));
     let mut child = spawned.map_err(|e| broken(format!("cannot start a worker process: {e}")))?;
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         unreachable!("both pipes were requested");
@@ -316,7 +317,7 @@ fn start_worker(
         // Under `Replace`, a response held when the worker dies would fail a chunk that
         // finished: only the dead worker's own task may fail.
         state.hold = page.is_some() && pool.options.on_death == OnWorkerDeath::BreakPool;
-        state.page = page;
+        state.page = page.clone();
         // The initializer, if any, was the first request written.
         state.written = u64::from(pool.options.initializer.is_some());
         // What the slot still holds was kept from a worker that died (`Replace`) and reached no
@@ -362,9 +363,11 @@ fn start_worker(
     // The reader may have seen the worker end already (it died, or `terminate_workers` killed it,
     // just after the handshake) and marked the slot `Ended`: that stays, or the writer would
     // wait for an end that has come and gone.
-    let phase = &mut sched.slots[slot.index].phase;
-    if *phase == Phase::Starting {
-        *phase = Phase::Ready;
+    let s = &mut sched.slots[slot.index];
+    if s.phase == Phase::Starting {
+        s.phase = Phase::Ready;
+        s.page = page;
+        s.first_seq = u64::from(pool.options.initializer.is_some());
     }
     sched.wake_writers(&pool.options);
     Ok((reader, pid))
