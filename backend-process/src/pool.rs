@@ -762,24 +762,29 @@ where
         chunks: Vec<Vec<T>>,
     ) -> Vec<Result<Batch<T::Output>, SubmitError<Vec<T>>>> {
         let prepared: Vec<_> = chunks.iter().map(|c| self.prepare_chunk(c)).collect();
+        let sent: Vec<bool> = prepared.iter().map(|(_, q)| q.is_some()).collect();
         let (batches, group): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
         let group: Vec<Queued> = group.into_iter().flatten().collect();
         let refused = match group.is_empty() {
             true => None,
             false => self.inner.submit(group).err(),
         };
-        match refused {
-            None => batches.into_iter().map(Ok).collect(),
-            Some((reason, jobs)) => {
-                for job in jobs {
-                    job.cancel_or_fail(stopped_error());
-                }
-                chunks
-                    .into_iter()
-                    .map(|tasks| Err(SubmitError::new(reason.clone(), tasks)))
-                    .collect()
-            }
+        let Some((reason, jobs)) = refused else {
+            return batches.into_iter().map(Ok).collect();
+        };
+        for job in jobs {
+            job.cancel_or_fail(stopped_error());
         }
+        // As `submit_batch` would: a chunk with nothing to send is complete, the others refused.
+        batches
+            .into_iter()
+            .zip(chunks)
+            .zip(sent)
+            .map(|((batch, tasks), sent)| match sent {
+                false => Ok(batch),
+                true => Err(SubmitError::new(reason.clone(), tasks)),
+            })
+            .collect()
     }
 }
 
