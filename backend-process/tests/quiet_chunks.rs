@@ -31,6 +31,20 @@ enum Step {
     Block { dir: PathBuf, n: u64 },
     /// Marks, then waits (at most a minute) until `go` exists and exits the worker with code 7.
     Die { dir: PathBuf, n: u64 },
+    /// Cannot be serialized, so it is never sent.
+    Unsendable(Refuse),
+}
+
+/// A value whose `Serialize` fails.
+#[derive(Debug, Clone, Deserialize)]
+struct Refuse;
+
+impl Serialize for Refuse {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(
+            "this value refuses to be serialized",
+        ))
+    }
 }
 
 fn mark(dir: &std::path::Path, n: u64) -> Result<(), TaskError> {
@@ -70,6 +84,7 @@ impl Task for Step {
                 wait_until(&dir.join("go"));
                 std::process::exit(7)
             }
+            Step::Unsendable(_) => unreachable!("it cannot reach a worker"),
         }
     }
 }
@@ -223,7 +238,8 @@ fn terminate_fails_the_running_chunk_and_cancels_those_sent_ahead() {
 }
 
 /// `map` hands its chunks over in groups (`submit_batches`): the group is queued whole, every
-/// chunk runs once, and after shutdown every chunk of a group comes back, tasks and all.
+/// chunk runs once, and after shutdown every chunk of a group comes back, tasks and all, except
+/// one with nothing to send (no item serializes), which is complete, as with `submit_batch`.
 #[test]
 fn a_group_of_chunks_is_queued_whole_or_refused_whole() {
     let dir = Dir::new("quiet-groups");
@@ -265,11 +281,20 @@ fn a_group_of_chunks_is_queued_whole_or_refused_whole() {
             })
             .collect();
         assert_eq!(handed_back.iter().map(Vec::len).collect::<Vec<_>>(), [2, 3]);
+        let mixed = pool.submit_batches(vec![vec![Step::Unsendable(Refuse)], steps(405..407)]);
+        assert_eq!(mixed[0].as_ref().map(|b| b.len()).ok(), Some(1));
+        assert!(mixed[1].as_ref().is_err_and(|e| e.is_shutdown()));
+        let single = pool.submit_batch(vec![Step::Unsendable(Refuse)]);
+        assert_eq!(
+            single.map(|b| b.len()).ok(),
+            Some(1),
+            "the same as one by one"
+        );
     });
     for n in 0..305 {
         assert_eq!(runs(&dir, n), 1, "step {n}");
     }
-    for n in 400..405 {
+    for n in 400..407 {
         assert_eq!(runs(&dir, n), 0, "step {n} was refused");
     }
 }
