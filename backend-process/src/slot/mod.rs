@@ -107,22 +107,6 @@ impl SlotState {
         }
     }
 
-    /// Bytes the reader (or a submitting thread) may write to the worker's stdin without
-    /// blocking: `room`, less what may still be in the pipe. A quiet request the start page says
-    /// has started is out of the pipe (the worker reads requests in order), answered or not:
-    /// counting it until its response came, a worker that held a batch of responses made the
-    /// refill stop short and left it to the writer thread (one more wake-up).
-    fn pipe_room(&self) -> usize {
-        let started = self.page.as_ref().map_or(0, |page| page.started());
-        let read: usize = self
-            .entries
-            .iter()
-            .filter(|e| e.progress == Progress::Written && e.seq < started)
-            .map(|e| e.cost)
-            .sum();
-        self.room.saturating_sub(self.unread.saturating_sub(read))
-    }
-
     /// How many requests the worker runs (or ran, unanswered) and how many it holds unstarted.
     pub(crate) fn census(&self) -> (usize, usize) {
         let started = self.entries.iter().filter(|e| self.has_started(e)).count();

@@ -199,7 +199,7 @@ pub(crate) fn feed(pool: &Inner, slot: &Arc<Slot>) {
     };
     write_requests(out, || {
         let mut state = slot.state.lock();
-        let room = state.pipe_room();
+        let room = state.room.saturating_sub(state.unread);
         let unsent = state
             .entries
             .iter()
