@@ -296,16 +296,28 @@ impl<'a> OutcomeWriter<'a> {
         OutcomeWriter { out }
     }
 
-    /// Appends a value; on failure (an error or a panic in its `Serialize`) nothing is appended
-    /// and the error comes back.
+    /// Appends a value; if its `Serialize` fails, nothing is appended and the error comes back.
+    /// A panic in it is the caller's to catch (then [`truncate`](OutcomeWriter::truncate) to
+    /// the [`len`](OutcomeWriter::len) from before the call).
     #[inline]
-    pub(crate) fn value<O: Serialize>(&mut self, value: &O) -> Result<(), EncodeError> {
+    pub(crate) fn value<O: Serialize>(&mut self, value: &O) -> postcard::Result<()> {
         // postcard's `Ok(value)`: the variant index (a one-byte varint), then the value; written
         // by hand because serde's generic `Result` impl does not inline.
+        let mark = self.out.len();
         self.out.push(OK);
-        append_guarded(value, self.out).inspect_err(|_| {
-            self.out.pop();
-        })
+        append(value, self.out).inspect_err(|_| self.out.truncate(mark))
+    }
+
+    /// The bytes written so far.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Drops what was written after the first `len` bytes (a value whose `Serialize`
+    /// panicked).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.out.truncate(len);
     }
 
     /// Appends a failure.
