@@ -110,7 +110,8 @@ enum Stage {
     Decode,
     /// Running it.
     Run,
-    /// Encoding its result (the user's `Serialize`), which began at this length of the buffer.
+    /// Writing its outcome (the result's `Serialize`, then dropping the result), which began at
+    /// this length of the buffer.
     Encode(usize),
 }
 
@@ -152,9 +153,13 @@ where
                     Err(e) => return Stop::Undecodable(e),
                 };
                 stage = Stage::Run;
-                match task.run() {
+                let ran = task.run();
+                // From here to the next item, a panic (the result's `Serialize`, or a `Drop` of
+                // what the task returned) takes back whatever this item wrote: one outcome per
+                // item, always.
+                stage = Stage::Encode(outcomes.len());
+                match ran {
                     Ok(output) => {
-                        stage = Stage::Encode(outcomes.len());
                         if let Err(e) = outcomes.value(&output) {
                             outcomes.error(&cannot_serialize::<T>(EncodeError::Failed(e)));
                         }
@@ -258,6 +263,14 @@ mod tests {
         }
     }
 
+    impl Drop for Out {
+        fn drop(&mut self) {
+            if self.0 == 779 && !std::thread::panicking() {
+                panic!("drop panic");
+            }
+        }
+    }
+
     impl Task for Probe {
         type Output = Out;
         fn run(self) -> Result<Out, TaskError> {
@@ -266,6 +279,7 @@ mod tests {
                 2 => Err(TaskError::msg("run fails")),
                 3 => Ok(Out(777)),
                 4 => Ok(Out(778)),
+                15 => Ok(Out(779)),
                 n => Ok(Out(n * 10)),
             }
         }
@@ -326,6 +340,15 @@ mod tests {
         for lost in &got[10..] {
             assert_eq!(error(lost).message, e.message);
         }
+    }
+
+    #[test]
+    fn a_result_that_panics_when_dropped_after_encoding_leaves_one_outcome() {
+        let got = answers(&[15, 9, 5]);
+        let e = error(&got[0]);
+        assert!(e.panic && e.message.contains("drop panic"), "{e:?}");
+        assert_eq!(got[1].as_ref().ok(), Some(&90), "the next item is its own");
+        assert_eq!(got[2].as_ref().ok(), Some(&50));
     }
 
     #[test]
