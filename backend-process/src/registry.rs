@@ -196,7 +196,7 @@ where
                         continue;
                     }
                     Stage::Encode(mark) => {
-                        // What the panicking `Serialize` wrote goes; the item gets its error.
+                        // What the item wrote before the panic goes; the item gets its error.
                         outcomes.truncate(mark);
                         outcomes.error(&cannot_serialize::<T>(EncodeError::Panicked(message)));
                         index += 1;

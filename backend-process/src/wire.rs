@@ -314,8 +314,8 @@ impl<'a> OutcomeWriter<'a> {
         self.out.len()
     }
 
-    /// Drops what was written after the first `len` bytes (a value whose `Serialize`
-    /// panicked).
+    /// Drops what was written after the first `len` bytes (an item whose outcome panicked
+    /// while it was written).
     pub(crate) fn truncate(&mut self, len: usize) {
         self.out.truncate(len);
     }
