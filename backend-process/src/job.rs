@@ -184,7 +184,7 @@ where
     }
 }
 
-fn cannot_decode<T: RemoteTask>(e: postcard::Error, pid: u32) -> TaskError
+fn cannot_decode<T: RemoteTask>(e: crate::codec::Error, pid: u32) -> TaskError
 where
     T::Output: Serialize + DeserializeOwned,
 {

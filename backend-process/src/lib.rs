@@ -52,6 +52,7 @@
 #![deny(unsafe_code)] // allowed in `page` and `sched` alone
 
 mod builder;
+mod codec;
 mod job;
 mod page;
 mod pool;

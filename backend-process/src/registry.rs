@@ -118,7 +118,7 @@ enum Stage {
 /// Why [`run_items`] stopped short of the end of a chunk without a panic.
 enum Stop {
     Done,
-    Undecodable(postcard::Error),
+    Undecodable(crate::codec::Error),
 }
 
 /// Runs each task of a chunk on its own: one item's failure (its panic, its error, a result that
@@ -325,10 +325,11 @@ mod tests {
             "nothing of the panic is left"
         );
         let e = error(&got[5]);
-        // (postcard keeps no custom error's text.)
         assert!(
-            !e.panic && e.message.contains("cannot be serialized"),
-            "{e:?}"
+            !e.panic
+                && e.message.contains("cannot be serialized")
+                && e.message.contains("serialize refuses"),
+            "the error's own text is kept: {e:?}"
         );
         assert_eq!(got[6].as_ref().ok(), Some(&80));
         assert!(!error(&got[7]).panic && error(&got[7]).message == "run fails");

@@ -1,5 +1,6 @@
 //! What crosses the pipes: length-prefixed frames, at most [`MAX_FRAME`] bytes each. A frame is
-//! a postcard header, then (for requests and responses) a payload that is one postcard value.
+//! a postcard header, then (for requests and responses) a payload that is one postcard value
+//! (postcard's wire format, written and read by [`crate::codec`]).
 //!
 //! ```text
 //! parent → worker: Request  { id, task, quiet, hold } + payload: the chunk's tasks, one Vec<T>
@@ -17,12 +18,14 @@
 //! postcard's encoding of a `Vec`, so that one item that fails to encode or decode fails only its
 //! own slot (rule H4) while the chunk still costs one buffer each way.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use executor_core::panic_message;
-use postcard::ser_flavors::Flavor;
+
+use crate::codec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -98,21 +101,21 @@ pub(crate) fn write_frame<H: Serialize>(
     header: &H,
     payload: &[u8],
 ) -> io::Result<()> {
-    let mut small = [0u8; 128];
-    let spilled;
-    let header = match postcard::to_slice(header, &mut small) {
-        Ok(bytes) => &*bytes,
-        Err(_) => {
-            spilled = postcard::to_allocvec(header).map_err(io::Error::other)?;
-            &spilled[..]
-        }
-    };
-    let len = header.len() + payload.len();
-    if len > MAX_FRAME {
-        return Err(too_large(len));
+    thread_local! {
+        /// Where each thread encodes its frames' length and header (a few bytes each).
+        static START: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
-    out.write_all(&(len as u32).to_le_bytes())?;
-    out.write_all(header)?;
+    START.with_borrow_mut(|start| {
+        start.clear();
+        start.extend_from_slice(&[0; 4]);
+        append(header, start).map_err(io::Error::other)?;
+        let len = start.len() - 4 + payload.len();
+        if len > MAX_FRAME {
+            return Err(too_large(len));
+        }
+        start[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        out.write_all(start)
+    })?;
     out.write_all(payload)
 }
 
@@ -136,7 +139,7 @@ pub(crate) fn read_frame(input: &mut impl Read, frame: &mut Vec<u8>) -> io::Resu
 
 /// Splits a frame into its header and payload.
 pub(crate) fn split<'a, H: Deserialize<'a>>(frame: &'a [u8]) -> io::Result<(H, &'a [u8])> {
-    postcard::take_from_bytes(frame).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    codec::take_from_bytes(frame).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Reads and drops bytes until [`MAGIC`] has gone by; `false` if the stream ended first.
@@ -158,57 +161,12 @@ pub(crate) fn skip_to_magic(input: &mut impl Read) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Appends postcard output to a `Vec`. Inlined into each task type's serializer: a varint or a
-/// small field is stored without a `memcpy` call (a call per few bytes cost the parent of a 200k-item
-/// `map` more than encoding itself); longer data with `extend_from_slice`.
-struct Append<'a>(&'a mut Vec<u8>);
-
-impl Flavor for Append<'_> {
-    type Output = ();
-
-    #[inline]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        let len = data.len();
-        if len <= 8 {
-            // Gathered into a word and stored as 8 bytes, then the length cut back: no `memcpy`
-            // call, no store of the length per byte (which the next push must wait for). Pushing
-            // byte by byte cost 5.0 ns for a `u64` newtype of three varint bytes, this 3.6 ns.
-            let mut word = 0u64;
-            for (i, &byte) in data.iter().enumerate() {
-                word |= u64::from(byte) << (8 * i);
-            }
-            let at = self.0.len();
-            self.0.extend_from_slice(&word.to_le_bytes());
-            self.0.truncate(at + len);
-        } else {
-            self.0.extend_from_slice(data);
-        }
-        Ok(())
-    }
-
-    #[inline]
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    #[inline]
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
-}
-
-/// Appends `value` to `out`; on failure `out` is left as it was.
-#[inline]
-pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> postcard::Result<()> {
-    let mark = out.len();
-    postcard::serialize_with_flavor(value, Append(out)).inspect_err(|_| out.truncate(mark))
-}
+pub(crate) use crate::codec::append;
 
 /// Why a value could not be encoded: its `Serialize` failed or panicked.
 #[derive(Debug)]
 pub(crate) enum EncodeError {
-    Failed(postcard::Error),
+    Failed(codec::Error),
     Panicked(String),
 }
 
@@ -300,7 +258,7 @@ impl<'a> OutcomeWriter<'a> {
     /// A panic in it is the caller's to catch (then [`truncate`](OutcomeWriter::truncate) to
     /// the [`len`](OutcomeWriter::len) from before the call).
     #[inline]
-    pub(crate) fn value<O: Serialize>(&mut self, value: &O) -> postcard::Result<()> {
+    pub(crate) fn value<O: Serialize>(&mut self, value: &O) -> codec::Result<()> {
         // postcard's `Ok(value)`: the variant index (a one-byte varint), then the value; written
         // by hand because serde's generic `Result` impl does not inline.
         let mark = self.out.len();
@@ -336,12 +294,12 @@ pub(crate) struct Items<'a> {
 
 impl<'a> Items<'a> {
     /// The payload's item count, and a reader for the items.
-    pub(crate) fn new(payload: &'a [u8]) -> postcard::Result<Self> {
-        let (count, rest) = postcard::take_from_bytes::<u64>(payload)?;
+    pub(crate) fn new(payload: &'a [u8]) -> codec::Result<Self> {
+        let (count, rest) = codec::take_from_bytes::<u64>(payload)?;
         // Every item takes at least... nothing (a unit struct): bound the count by the frame
         // limit so that a corrupt count cannot make us loop for ever.
         if count > MAX_FRAME as u64 {
-            return Err(postcard::Error::DeserializeBadVarint);
+            return Err(codec::ErrorKind::BadVarint.into());
         }
         Ok(Items {
             rest,
@@ -368,8 +326,8 @@ impl<'a> Items<'a> {
 
     /// The next item.
     #[inline]
-    pub(crate) fn next<T: DeserializeOwned>(&mut self) -> postcard::Result<T> {
-        let (item, rest) = postcard::take_from_bytes::<T>(self.rest)?;
+    pub(crate) fn next<T: DeserializeOwned>(&mut self) -> codec::Result<T> {
+        let (item, rest) = codec::take_from_bytes::<T>(self.rest)?;
         self.rest = rest;
         Ok(item)
     }
@@ -379,7 +337,7 @@ impl<'a> Items<'a> {
     #[inline]
     pub(crate) fn next_outcome<O: DeserializeOwned>(
         &mut self,
-    ) -> postcard::Result<Result<O, WireError>> {
+    ) -> codec::Result<Result<O, WireError>> {
         match self.rest.split_first() {
             Some((&OK, rest)) => {
                 self.rest = rest;
@@ -389,7 +347,7 @@ impl<'a> Items<'a> {
                 self.rest = rest;
                 self.next().map(Err)
             }
-            _ => Err(postcard::Error::DeserializeBadEnum),
+            _ => Err(codec::ErrorKind::BadEnum.into()),
         }
     }
 }

@@ -27,9 +27,8 @@
 //!
 //! Beyond CPython, Rust panics in each serde hook are tested too (a panic is Rust's nearest
 //! equivalent of a Python exception raised while pickling). The error of a failing `Serialize` or
-//! `Deserialize` is matched by our own wrapper text ("cannot be serialized", "cannot decode"):
-//! postcard reports a custom serde error only as "Serde Serialization Error" /
-//! "Serde Deserialization Error", without its message.
+//! `Deserialize` carries our wrapper text ("cannot be serialized", "cannot decode") and the
+//! value's own message, as the traceback of a pickling error names its exception.
 //!
 //! # Not ported
 //! None: every test of `test_deadlock.py` is ported. Two have no literal equivalent and are
@@ -338,6 +337,10 @@ fn error_at_task_serialize() {
     let e = failure(&f, "a task that cannot be serialized");
     assert!(!e.is_broken(), "{e:?}");
     assert!(e.message().contains("cannot be serialized"), "{e}");
+    assert!(
+        e.message().contains("error in serialize"),
+        "its own text: {e}"
+    );
     assert_usable(&pool, pid);
 
     let tasks = (0..5u64).map(|i| match i {
@@ -383,6 +386,10 @@ fn error_at_task_deserialize() {
     let e = failure(&f, "a task the worker cannot decode");
     assert!(!e.is_broken(), "{e:?}");
     assert!(e.message().contains("cannot decode"), "{e}");
+    assert!(
+        e.message().contains("error in deserialize"),
+        "its own text: {e}"
+    );
     assert_eq!(e.worker_pid(), Some(pid));
     assert_usable(&pool, pid);
 
@@ -478,6 +485,10 @@ fn error_during_result_serialize() {
     let e = failure(&f, "a result that cannot be serialized");
     assert!(!e.is_broken(), "{e:?}");
     assert!(e.message().contains("cannot be serialized"), "{e}");
+    assert!(
+        e.message().contains("error in serialize"),
+        "its own text: {e}"
+    );
     assert_eq!(e.worker_pid(), Some(pid));
     assert_usable(&pool, pid);
     finish(pool);
@@ -493,6 +504,10 @@ fn error_during_result_deserialize_in_the_parent() {
     let e = failure(&f, "a result the parent cannot decode");
     assert!(!e.is_broken(), "{e:?}");
     assert!(e.message().contains("cannot decode"), "{e}");
+    assert!(
+        e.message().contains("error in deserialize"),
+        "its own text: {e}"
+    );
     assert_eq!(e.worker_pid(), Some(pid));
     assert_usable(&pool, pid);
 

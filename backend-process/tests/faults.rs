@@ -159,6 +159,7 @@ fn unserializable_result_fails_only_its_future() {
     let e = f.result(Some(LIMIT)).unwrap_err();
     let message = e.task_error().unwrap().message().to_owned();
     assert!(message.contains("cannot be serialized"), "{message}");
+    assert!(message.contains("this value never serializes"), "{message}");
     assert_eq!(
         number(&pool.submit(Fault::Value(4)).unwrap().into_result().unwrap()),
         4
