@@ -496,18 +496,25 @@ impl<'de> Reader<'de> {
     /// (trailing zero groups) is accepted.
     #[inline(always)]
     fn varint<const MAX: usize, const LAST: u8>(&mut self) -> Result<u64> {
+        // Read from a copy of the slice and move the reader once at the end: the reader lives
+        // in memory when a user's `deserialize` is not inlined, and moving it byte by byte cost
+        // two stores a byte.
+        let input = self.input;
         let mut out = 0u64;
         for i in 0..MAX {
-            let byte = self.byte()?;
+            let Some(&byte) = input.get(i) else {
+                return Err(ErrorKind::Eof.into());
+            };
             out |= u64::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
                 if i == MAX - 1 && byte > LAST {
-                    return Err(Error::from(ErrorKind::BadVarint));
+                    return Err(ErrorKind::BadVarint.into());
                 }
+                self.input = &input[i + 1..];
                 return Ok(out);
             }
         }
-        Err(Error::from(ErrorKind::BadVarint))
+        Err(ErrorKind::BadVarint.into())
     }
 
     #[inline(always)]
