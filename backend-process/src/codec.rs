@@ -188,6 +188,20 @@ impl Writer<'_> {
         put_varint(self.out, v);
     }
 
+    /// An enum variant's index, before its fields.
+    #[inline]
+    fn variant(&mut self, index: u32) -> Result<&mut Self> {
+        self.varint(u64::from(index));
+        Ok(self)
+    }
+
+    /// A sequence's or map's length, before its elements: postcard's format needs it.
+    #[inline]
+    fn length(&mut self, len: Option<usize>) -> Result<&mut Self> {
+        self.varint(len.ok_or_else(|| Error::from(ErrorKind::UnknownLength))? as u64);
+        Ok(self)
+    }
+
     #[inline(always)]
     fn bytes(&mut self, bytes: &[u8]) {
         self.varint(bytes.len() as u64);
@@ -327,8 +341,7 @@ impl<'a> ser::Serializer for &mut Writer<'a> {
 
     #[inline]
     fn serialize_unit_variant(self, _: &'static str, index: u32, _: &'static str) -> Result<()> {
-        self.varint(u64::from(index));
-        Ok(())
+        self.variant(index).map(drop)
     }
 
     #[inline(always)]
@@ -348,14 +361,12 @@ impl<'a> ser::Serializer for &mut Writer<'a> {
         _: &'static str,
         value: &T,
     ) -> Result<()> {
-        self.varint(u64::from(index));
-        value.serialize(self)
+        value.serialize(self.variant(index)?)
     }
 
     #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Self> {
-        self.varint(len.ok_or_else(|| Error::from(ErrorKind::UnknownLength))? as u64);
-        Ok(self)
+        self.length(len)
     }
 
     #[inline(always)]
@@ -376,14 +387,12 @@ impl<'a> ser::Serializer for &mut Writer<'a> {
         _: &'static str,
         _len: usize,
     ) -> Result<Self> {
-        self.varint(u64::from(index));
-        Ok(self)
+        self.variant(index)
     }
 
     #[inline]
     fn serialize_map(self, len: Option<usize>) -> Result<Self> {
-        self.varint(len.ok_or_else(|| Error::from(ErrorKind::UnknownLength))? as u64);
-        Ok(self)
+        self.length(len)
     }
 
     #[inline(always)]
@@ -399,8 +408,7 @@ impl<'a> ser::Serializer for &mut Writer<'a> {
         _: &'static str,
         _len: usize,
     ) -> Result<Self> {
-        self.varint(u64::from(index));
-        Ok(self)
+        self.variant(index)
     }
 
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<()> {
@@ -552,11 +560,35 @@ impl<'de> Reader<'de> {
         Err(Error::from(ErrorKind::BadVarint))
     }
 
+    #[inline(always)]
+    fn f32(&mut self) -> Result<f32> {
+        Ok(f32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    #[inline(always)]
+    fn f64(&mut self) -> Result<f64> {
+        Ok(f64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
     #[inline]
     fn str(&mut self) -> Result<&'de str> {
         let len = self.varint_usize()?;
         std::str::from_utf8(self.take(len)?).map_err(|_| Error::from(ErrorKind::BadUtf8))
     }
+}
+
+/// `Deserializer` methods that read one value with a `Reader` method and hand it to the visitor.
+macro_rules! read {
+    ($($method:ident => $visit:ident($read:ident)),* $(,)?) => {$(
+        #[inline(always)]
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            visitor.$visit(self.$read()?)
+        }
+    )*};
 }
 
 impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
@@ -607,41 +639,15 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
         visitor.visit_i128((v >> 1) as i128 ^ -((v & 1) as i128))
     }
 
-    #[inline(always)]
-    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        visitor.visit_u8(self.byte()?)
-    }
-
-    #[inline(always)]
-    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        visitor.visit_u16(self.varint_u16()?)
-    }
-
-    #[inline(always)]
-    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        visitor.visit_u32(self.varint_u32()?)
-    }
-
-    #[inline(always)]
-    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        visitor.visit_u64(self.varint_u64()?)
-    }
-
-    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        visitor.visit_u128(self.varint_u128()?)
-    }
-
-    #[inline(always)]
-    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let bytes = self.take(4)?.try_into().expect("4 bytes");
-        visitor.visit_f32(f32::from_le_bytes(bytes))
-    }
-
-    #[inline(always)]
-    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let bytes = self.take(8)?.try_into().expect("8 bytes");
-        visitor.visit_f64(f64::from_le_bytes(bytes))
-    }
+    read!(
+        deserialize_u8 => visit_u8(byte),
+        deserialize_u16 => visit_u16(varint_u16),
+        deserialize_u32 => visit_u32(varint_u32),
+        deserialize_u64 => visit_u64(varint_u64),
+        deserialize_u128 => visit_u128(varint_u128),
+        deserialize_f32 => visit_f32(f32),
+        deserialize_f64 => visit_f64(f64),
+    );
 
     fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.varint_usize()?;
@@ -775,11 +781,10 @@ struct Elements<'a, 'de> {
     len: usize,
 }
 
-impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
-    type Error = Error;
-
+impl<'de> Elements<'_, 'de> {
+    /// The next element (or key), if any are left.
     #[inline(always)]
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+    fn next<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
         if self.len == 0 {
             return Ok(None);
         }
@@ -787,10 +792,23 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
         seed.deserialize(&mut *self.reader).map(Some)
     }
 
-    fn size_hint(&self) -> Option<usize> {
-        // Every element takes at least a byte, in practice: a length beyond what is left is
-        // corrupt (or zero-sized elements), so it must not size an allocation.
+    /// How many are left, unless that is more than the bytes left: then the length is corrupt
+    /// (every element takes a byte, in practice), and must not size an allocation.
+    fn left(&self) -> Option<usize> {
         (self.len <= self.reader.input.len()).then_some(self.len)
+    }
+}
+
+impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
+    type Error = Error;
+
+    #[inline(always)]
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+        self.next(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.left()
     }
 }
 
@@ -799,11 +817,7 @@ impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
 
     #[inline(always)]
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
-        if self.len == 0 {
-            return Ok(None);
-        }
-        self.len -= 1;
-        seed.deserialize(&mut *self.reader).map(Some)
+        self.next(seed)
     }
 
     #[inline(always)]
@@ -812,7 +826,7 @@ impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        (self.len <= self.reader.input.len()).then_some(self.len)
+        self.left()
     }
 }
 
