@@ -24,10 +24,10 @@ use std::io::{self, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use executor_core::panic_message;
-
-use crate::codec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::codec;
 
 /// The largest frame either side accepts (a chunk of tasks or of results).
 pub(crate) const MAX_FRAME: usize = 256 * 1024 * 1024;
