@@ -147,7 +147,7 @@ pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// Appends a varint: up to eight bytes (values below 2^56) are gathered in a word and stored as
 /// one 8-byte write, then the length is cut back (a `u8` needs no drop, so the cut is one store).
 #[inline(always)]
-pub(crate) fn put_varint(out: &mut Vec<u8>, value: u64) {
+fn put_varint(out: &mut Vec<u8>, value: u64) {
     if value >= 1 << 56 {
         return put_varint_long(out, u128::from(value));
     }
