@@ -15,8 +15,12 @@ use crate::wire::{self, Items, WireError};
 /// once at submit time).
 pub(crate) struct Queued {
     pub(crate) job: Box<dyn Pending>,
-    pub(crate) payload: Arc<[u8]>,
+    pub(crate) payload: Payload,
 }
+
+/// A request's encoded tasks, shared by its slot entry and the frame being written (outside the
+/// slot's lock). The encoded `Vec` itself, not a copy: an `Arc<[u8]>` copied every chunk.
+pub(crate) type Payload = Arc<Vec<u8>>;
 
 /// The parent's side of one request.
 pub(crate) trait Pending: Send {

@@ -724,7 +724,7 @@ where
         });
         let queued = Queued {
             job,
-            payload: payload.into(),
+            payload: Arc::new(payload),
         };
         match self.submit_pending(queued) {
             Ok(()) => Ok(future),
@@ -819,7 +819,7 @@ impl ProcessPoolExecutor {
         });
         let queued = Queued {
             job,
-            payload: payload.into(),
+            payload: Arc::new(payload),
         };
         (Batch::lazy_chunk(future, len).timed(timer), Some(queued))
     }

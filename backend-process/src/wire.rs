@@ -203,6 +203,13 @@ pub(crate) fn append_guarded<T: Serialize + ?Sized>(
     }
 }
 
+/// What [`encode_items`] allocates before it knows an item's size: the count and a small item.
+const FIRST_ITEM_ROOM: usize = 64;
+
+/// The spare capacity the codec needs to store a varint (it writes a whole `u64` word, then
+/// keeps the varint's bytes).
+const VARINT_STORE: usize = 8;
+
 /// Encodes a chunk of values as one postcard `Vec<T>`, item by item: the values that fail to
 /// serialize (an error or a panic) are left out and reported by index, so that they fail only
 /// their own slot. Returns the payload and how many values it holds.
@@ -211,7 +218,7 @@ pub(crate) fn encode_items<T: Serialize>(
 ) -> (Vec<u8>, usize, Vec<(usize, EncodeError)>) {
     // Written for the common case, where every item serializes: the count first, then the
     // items, in one buffer sized from the first item; rewritten only if some item fails.
-    let mut payload = Vec::new();
+    let mut payload = Vec::with_capacity(FIRST_ITEM_ROOM);
     // Cannot fail: a u64 always serializes.
     let _ = append(&(items.len() as u64), &mut payload);
     let header = payload.len();
@@ -221,8 +228,12 @@ pub(crate) fn encode_items<T: Serialize>(
             failed.push((index, e));
         }
         if index == 0 {
+            // Room for the others at the first one's size, and for the codec's one-word varint
+            // store at the very end: without it the last item of a chunk of same-sized items
+            // made the buffer double (and copy itself).
             let first = payload.len() - header;
-            payload.reserve(first.saturating_mul(items.len()).min(MAX_FRAME));
+            let rest = first.saturating_mul(items.len() - 1);
+            payload.reserve(rest.saturating_add(VARINT_STORE).min(MAX_FRAME));
         }
     }
     let count = items.len() - failed.len();
@@ -355,6 +366,22 @@ impl<'a> Items<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunk_of_same_sized_items_is_encoded_without_growing_its_buffer_again() {
+        // 256 three-byte varints: the room reserved after the first item holds the rest,
+        // including the codec's one-word store of the last one (it used to double the buffer).
+        let items: Vec<u64> = (1_000_000..1_000_256).collect();
+        let (payload, count, _) = encode_items(&items);
+        assert_eq!((count, payload.len()), (256, 2 + 256 * 3));
+        assert!(
+            payload.capacity() <= payload.len() + VARINT_STORE,
+            "capacity {} for {} bytes",
+            payload.capacity(),
+            payload.len()
+        );
+        assert_eq!(postcard::from_bytes::<Vec<u64>>(&payload).unwrap(), items);
+    }
 
     #[test]
     fn a_chunk_is_one_postcard_vec_each_way() {

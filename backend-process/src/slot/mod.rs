@@ -24,13 +24,14 @@
 //! (`terminate_workers`/`kill_workers`), or are kept and sent again to the replacement worker.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::io::BufWriter;
 use std::process::ChildStdin;
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::job::Pending;
+use crate::job::{Payload, Pending};
 use crate::page::StartPage;
 use crate::pool::Inner;
 use crate::wire::{self, ToWorker};
@@ -70,8 +71,10 @@ pub(crate) struct Slot {
 }
 
 struct SlotState {
-    /// In the order they were taken from the queue.
-    entries: Vec<Entry>,
+    /// In the order they were taken from the queue. A deque: answers come back oldest first, and
+    /// taking the oldest out of a `Vec` moved every later entry (some hundred, for short chunks
+    /// of `map` sent ahead).
+    entries: VecDeque<Entry>,
     /// The reader has seen the worker end and dealt with its entries (the ones left are kept
     /// for a replacement).
     ended: bool,
@@ -146,7 +149,7 @@ fn request_cost(task: &str, payload: &[u8]) -> usize {
 struct Entry {
     id: u64,
     job: Box<dyn Pending>,
-    payload: Arc<[u8]>,
+    payload: Payload,
     /// [`request_cost`] of its frame.
     cost: usize,
     /// Among the request frames written to the current worker (set when written).
@@ -175,7 +178,7 @@ impl Slot {
             index,
             pool,
             state: Mutex::new(SlotState {
-                entries: Vec::new(),
+                entries: VecDeque::new(),
                 ended: false,
                 closing: false,
                 unread: 0,
@@ -204,7 +207,7 @@ impl Slot {
             Progress::Started => Some(false),
             Progress::Unsent => {
                 // Never written: it simply will not be.
-                let entry = state.entries.remove(at);
+                let entry = state.entries.remove(at).expect("found just now");
                 drop(state);
                 entry.revoker.answer(true, Some(entry.job));
                 if let Some(pool) = self.pool.upgrade() {
@@ -251,7 +254,7 @@ impl Slot {
         let entry = {
             let mut state = self.state.lock();
             let at = state.entries.iter().position(|e| e.id == id)?;
-            let entry = state.entries.remove(at);
+            let entry = state.entries.remove(at).expect("found just now");
             if entry.progress == Progress::Written {
                 state.unread -= entry.cost;
             }
@@ -281,7 +284,7 @@ impl Slot {
             }
             return false;
         }
-        let entry = state.entries.remove(at);
+        let entry = state.entries.remove(at).expect("found just now");
         if entry.progress == Progress::Written {
             state.unread -= entry.cost;
         }
@@ -300,12 +303,7 @@ impl Slot {
 /// Takes `job` into this slot's entries, unsent, with a revoker set under the slot's lock, so
 /// that a `cancel()` from now on finds the entry. `false` (and nothing kept) if the job was
 /// cancelled while it was queued: it never goes out.
-fn enter(
-    slot: &Arc<Slot>,
-    state: &mut SlotState,
-    job: Box<dyn Pending>,
-    payload: Arc<[u8]>,
-) -> bool {
+fn enter(slot: &Arc<Slot>, state: &mut SlotState, job: Box<dyn Pending>, payload: Payload) -> bool {
     let id = job.id();
     let revoker = Arc::new(TaskRevoker::new(Arc::downgrade(slot), id));
     if !job.set_revoker(Arc::clone(&revoker) as Arc<dyn executor_core::Revoker>) {
@@ -313,7 +311,7 @@ fn enter(
     }
     let cost = request_cost(job.task(), &payload);
     let quiet = job.quiet();
-    state.entries.push(Entry {
+    state.entries.push_back(Entry {
         id,
         job,
         payload,
@@ -328,7 +326,7 @@ fn enter(
 }
 
 /// What a request frame needs: id, task name, quiet, hold, payload.
-type Frame = (u64, &'static str, bool, bool, Arc<[u8]>);
+type Frame = (u64, &'static str, bool, bool, Payload);
 
 /// Writes the requests `next` hands out, in order, then flushes once. Stops at the first failed
 /// write: the worker is gone or going, and its reader deals with what it held.

@@ -1,6 +1,7 @@
 //! A slot's reader thread: takes the worker's frames (`Started`, `Response`, `Revoked`), sends
 //! the next small requests itself when that cannot block, and deals with the worker's end.
 
+use std::collections::VecDeque;
 use std::io::BufReader;
 use std::process::{Child, ChildStdout, ExitStatus};
 use std::sync::Arc;
@@ -112,7 +113,7 @@ fn worker_died(pool: &Inner, slot: &Slot, pid: u32, status: std::io::Result<Exit
         } else {
             // Requests it had not started stay here, in place (a `cancel()` meanwhile still
             // finds them), for the replacement worker.
-            let (mut kept, taken): (Vec<_>, Vec<_>) = entries
+            let (mut kept, taken): (VecDeque<_>, VecDeque<_>) = entries
                 .into_iter()
                 .partition(|e| e.progress != Progress::Started && !e.revoking);
             for entry in &mut kept {

@@ -1,6 +1,7 @@
 //! A slot's writer thread: starts the worker (handshake, initializer), takes requests from the
 //! pool's queue and writes them, retires or replaces the worker.
 
+use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter};
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
@@ -324,7 +325,7 @@ fn start_worker(
         // live worker, even if it is marked written: the writer may have written it to the dead
         // one's pipe just after its reader kept it. All of it goes to this worker, except what a
         // `cancel()` is withdrawing: that never started, so it is withdrawn.
-        let (withdrawn, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.entries)
+        let (withdrawn, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut state.entries)
             .into_iter()
             .partition(|e| e.revoking);
         state.entries = kept;
