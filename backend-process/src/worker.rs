@@ -73,8 +73,9 @@ pub fn worker_main() {
 /// every pending future fails); under `Replace` only the dead worker's own task may fail.
 pub(crate) const HOLD: Duration = Duration::from_millis(1);
 
-/// A response is held only if its request ran shorter than this.
-const HOLD_SHORTER_THAN: Duration = Duration::from_micros(100);
+/// A response is held only if its request ran shorter than this (wall time, so preemption
+/// counts: at 100 µs, a chunk of 20 µs that was preempted went back in a write of its own).
+const HOLD_SHORTER_THAN: Duration = Duration::from_micros(500);
 
 /// Serves the parent until it closes stdin: a reader thread queues requests and answers revokes;
 /// this thread runs the queue in order.
@@ -196,6 +197,30 @@ impl Output {
         )
         .map(drop)
         .map_err(io::Error::from)
+    }
+}
+
+/// When held responses go back to make the parent send more. Once they are as many as the
+/// requests still queued, they go, so that the parent's next requests arrive before the queue
+/// runs dry; unless the parent sent nothing since the last time they went for that reason: then
+/// it has nothing to send (the end of a `map`), and they stay held until the queue runs dry (or
+/// [`HOLD`]). Without that, the end of every `map` went back in one write per halving of the
+/// queue, down to one response a write, each waking the parent's reader.
+#[derive(Debug, Default)]
+struct Asks {
+    /// Request frames read when held responses last went back to ask for more.
+    read_then: Option<u64>,
+}
+
+impl Asks {
+    /// Whether the `held` responses go now, with `queued` requests queued and `read` request
+    /// frames read so far.
+    fn send_now(&mut self, held: usize, queued: usize, read: u64) -> bool {
+        let ask = held >= queued && self.read_then != Some(read);
+        if ask {
+            self.read_then = Some(read);
+        }
+        ask
     }
 }
 
@@ -344,10 +369,12 @@ impl Shared {
     /// records each in the start page, announces a loud one (`Started`, flushed with what is
     /// held in one write), runs it, and writes its response: at once, unless the request lets it
     /// be held; then it is held while the requests still queued outnumber the responses held (so
-    /// that the parent, which sends more as responses come back, never lets the queue run dry),
-    /// and at most [`HOLD`]. Everything goes out whenever the queue runs dry.
+    /// that the parent, which sends more as responses come back, never lets the queue run dry;
+    /// past that, held on only if the parent sent nothing after the last such write), and at
+    /// most [`HOLD`]. Everything goes out whenever the queue runs dry.
     fn run_requests(&self) -> io::Result<()> {
         let mut outcomes = Vec::new();
+        let mut asks = Asks::default();
         loop {
             let request = {
                 let mut queue = self.queue.lock();
@@ -396,23 +423,84 @@ impl Shared {
             }
             let nanos = u64::try_from(ran.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let response = ToParent::Response { id, nanos };
-            let (queued, holding) = {
+            let (queued, holding, read) = {
                 let mut queue = self.queue.lock();
                 queue.holding -= usize::from(hold);
-                (queue.requests.len(), queue.holding)
+                (queue.requests.len(), queue.holding, queue.read)
             };
             // Only short chunks are worth holding: a long one's wake-up is a small part of it,
             // and holding its response would only delay it.
             let hold = hold && Duration::from_nanos(nanos) < HOLD_SHORTER_THAN;
             let mut out = self.out.lock();
             wire::write_frame(&mut out.stream, &response, &outcomes)?;
-            // Held only while such requests are left.
-            if !hold || holding == 0 || out.held >= queued {
+            // Held only while such requests are left, and (see `Asks`) while the queue
+            // outnumbers them or the parent has nothing more to send.
+            if !hold || holding == 0 || asks.send_now(out.held, queued, read) {
                 out.flush()?;
             } else {
                 out.hold()?;
             }
         }
         self.out.lock().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Asks;
+
+    /// A runner's queue, `queued` requests deep, run one at a time with every response held
+    /// until `Asks` says it goes; `refill(held)` is what the parent sends on such a write.
+    /// Returns the writes made and whether the queue ever ran dry with requests still to come.
+    fn drain(mut queued: usize, steps: usize, refill: impl Fn(usize) -> usize) -> (usize, bool) {
+        let mut asks = Asks::default();
+        let mut read = queued as u64;
+        let (mut held, mut writes, mut dry) = (0, 0, false);
+        for _ in 0..steps {
+            if queued == 0 {
+                // The queue ran dry: what is held goes (a write), and the runner waits.
+                writes += usize::from(held > 0);
+                dry = refill(held) > 0;
+                break;
+            }
+            queued -= 1;
+            held += 1;
+            if asks.send_now(held, queued, read) {
+                writes += 1;
+                let sent = refill(held);
+                queued += sent;
+                read += sent as u64;
+                held = 0;
+            }
+        }
+        (writes, dry)
+    }
+
+    #[test]
+    fn at_the_end_of_a_map_held_responses_wait_for_the_queue_to_run_dry() {
+        // 64 requests and nothing more to come: one write to ask for more (at 32 held, 32
+        // queued), which brings none, then the rest in one write when the queue runs dry. The
+        // rule without the parent's answer made 7 writes: 32, 16, 8, 4, 2, 1, 1.
+        assert_eq!(drain(64, 1000, |_| 0), (2, false));
+    }
+
+    #[test]
+    fn while_the_parent_sends_more_the_queue_never_runs_dry() {
+        // The parent answers every write with as many requests as responses came back.
+        let (writes, dry) = drain(64, 10_000, |held| held);
+        assert!(!dry);
+        // One write per 32 responses, as the queue's depth allows.
+        assert_eq!(writes, 10_000 / 32);
+    }
+
+    #[test]
+    fn a_refill_after_a_quiet_spell_makes_the_next_write_ask_again() {
+        let mut asks = Asks::default();
+        assert!(asks.send_now(4, 4, 10));
+        // Nothing new was read: held on, however few are queued.
+        assert!(!asks.send_now(5, 3, 10));
+        assert!(!asks.send_now(9, 0, 10));
+        // The parent sent one more since: the next time the held outnumber the queue, they go.
+        assert!(asks.send_now(2, 1, 11));
     }
 }
