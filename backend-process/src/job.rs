@@ -30,6 +30,9 @@ pub(crate) trait Pending: Send {
     /// Lets `cancel()` ask the worker (rule L13); `false` if the future was cancelled meanwhile
     /// (then the request must not be sent).
     fn set_revoker(&self, revoker: Arc<dyn Revoker>) -> bool;
+    /// Takes the revoker back, to send the request to another worker; `false` if a `cancel()`
+    /// is asking it now (then the request is withdrawn for that cancel, never sent again).
+    fn clear_revoker(&self) -> bool;
     /// Whether it may go quiet (no `Started` frame; see [`crate::page`]): a chunk of `map`, whose
     /// future nobody but `map` sees, so that RUNNING need not show.
     fn quiet(&self) -> bool;
@@ -256,6 +259,9 @@ where
     fn set_revoker(&self, revoker: Arc<dyn Revoker>) -> bool {
         self.promise.set_revoker(revoker)
     }
+    fn clear_revoker(&self) -> bool {
+        self.promise.clear_revoker()
+    }
     fn quiet(&self) -> bool {
         false
     }
@@ -290,6 +296,9 @@ where
     }
     fn set_revoker(&self, revoker: Arc<dyn Revoker>) -> bool {
         self.promise.set_revoker(revoker)
+    }
+    fn clear_revoker(&self) -> bool {
+        self.promise.clear_revoker()
     }
     fn quiet(&self) -> bool {
         true

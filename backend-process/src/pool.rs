@@ -34,6 +34,11 @@ use crate::registry::RemoteTask;
 use crate::slot::{self, Slot};
 use crate::wire;
 
+/// The least work (by the giving worker's recent chunks) worth taking back from one worker for
+/// another (see [`Sched::steal_for`]): a few round trips through the pipes, which the taken
+/// chunks then no longer wait out behind a held-up worker.
+const STEAL_WORTH: std::time::Duration = std::time::Duration::from_micros(200);
+
 /// A pool of worker processes (Python's `ProcessPoolExecutor`): each task is serialized with
 /// serde, sent by its registered name to a worker (this same binary, re-executed) over the
 /// worker's own pipes, run there, and its result sent back. A panic or error in a task fails
@@ -94,6 +99,9 @@ pub(crate) struct Sched {
     pub(crate) slots: Vec<SlotSched>,
     /// The pids of live (not yet reaped) workers, for killing them.
     pub(crate) workers: Vec<u32>,
+    /// `shutdown(cancel_futures)` was called: chunks a worker gives back are cancelled, not
+    /// queued again.
+    pub(crate) cancelled: bool,
 }
 
 /// One slot as the scheduler sees it.
@@ -107,6 +115,9 @@ pub(crate) struct SlotSched {
     pub(crate) served: usize,
     /// Its writer is parked on the slot's condvar.
     pub(crate) waiting: bool,
+    /// ... for a while only, watching another worker that may be held up (see
+    /// [`Sched::stall_watch`]).
+    pub(crate) watching: bool,
     /// How long its worker's chunks of `map` run, in ns: a running average (0: none ran yet).
     quiet_nanos: u64,
     /// The ready worker's start page, if it has one (for [`SlotSched::backlog`]).
@@ -114,9 +125,16 @@ pub(crate) struct SlotSched {
     /// The sequence number of the first request the ready worker was sent after its
     /// initializer (which is request 0 when there is one).
     pub(crate) first_seq: u64,
-    /// Requests the current worker withdrew (answered `Revoked`): never started, though once a
-    /// later one starts, its start page counts them as passed.
+    /// Requests the current worker withdrew (answered `Revoked` or `Withdrawn`): never started,
+    /// though once a later one starts, its start page counts them as passed. Those it has
+    /// passed are counted here; the others wait in `withdrawn_ahead`, by sequence number.
     pub(crate) withdrawn: usize,
+    /// The sequence numbers of withdrawn requests its start page has not passed yet (a chunk
+    /// given back is among the last sent, and stays here until a later request starts).
+    pub(crate) withdrawn_ahead: Vec<u64>,
+    /// A `Withdraw` was sent to the current worker for the slot with this index, and not
+    /// answered yet (one at a time).
+    pub(crate) giving_to: Option<usize>,
 }
 
 impl SlotSched {
@@ -131,10 +149,29 @@ impl SlotSched {
         // The requests it has started (or passed over, revoked) and not answered: the one it
         // runs, and the responses it holds. (Counted from the start page and the answers, all
         // under the pool's lock: a request taken and not yet written counts as queued.)
-        let begun = page.started().saturating_sub(self.first_seq);
+        let started = page.started();
+        let begun = started.saturating_sub(self.first_seq);
         let begun = usize::try_from(begun).unwrap_or(usize::MAX);
+        let passed = self.withdrawn
+            + self
+                .withdrawn_ahead
+                .iter()
+                .filter(|&&seq| seq < started)
+                .count();
         self.in_flight
-            .saturating_sub(begun.saturating_sub(self.served + self.withdrawn))
+            .saturating_sub(begun.saturating_sub(self.served + passed))
+    }
+
+    /// Requests with these sequence numbers were withdrawn from the current worker unstarted.
+    fn note_withdrawn(&mut self, seqs: impl IntoIterator<Item = u64>) {
+        self.withdrawn_ahead.extend(seqs);
+        // Those the start page has passed count from now on (the list stays short).
+        if let Some(page) = &self.page {
+            let started = page.started();
+            let ahead = self.withdrawn_ahead.len();
+            self.withdrawn_ahead.retain(|&seq| seq >= started);
+            self.withdrawn += ahead - self.withdrawn_ahead.len();
+        }
     }
 
     /// How many requests the worker may hold when the next one is a chunk of `map` (`quiet`),
@@ -270,12 +307,99 @@ impl Sched {
         !self.jobs.is_empty() && self.may_take(i, census, options)
     }
 
+    /// Whether slot `i`, whose worker is running out of chunks of `map` while the queue is
+    /// empty, should take some back from the worker with the most queued (rayon's work
+    /// stealing, done by the parent): the slot to take from and how many. Chunks are sent ahead
+    /// by how long the last ones ran; a worker held up (a long chunk among short ones, a core
+    /// taken by another process) would otherwise keep its queue while the others idle at the
+    /// end of the `map`. Half the difference goes (all of it when `i` has none left, up to its
+    /// depth and `max_tasks_per_child` budget), and only if that much work is worth the round
+    /// trip ([`STEAL_WORTH`]) or the other worker has not finished a chunk yet.
+    ///
+    /// `stalled`: a worker whose start page has not moved for [`Sched::stall_watch`]'s while; it
+    /// is worth taking from whatever its chunks' usual length.
+    pub(crate) fn steal_for(
+        &self,
+        i: usize,
+        options: &Options,
+        stalled: Option<usize>,
+    ) -> Option<(usize, usize)> {
+        if !self.jobs.is_empty()
+            || self.cancelled
+            || self.broken.is_some()
+            || self.stopping.is_some()
+        {
+            return None;
+        }
+        let thief = &self.slots[i];
+        if thief.phase != Phase::Ready || thief.page.is_none() {
+            return None;
+        }
+        let mine = thief.backlog();
+        let (j, theirs) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(j, s)| {
+                *j != i && s.phase == Phase::Ready && s.page.is_some() && s.giving_to.is_none()
+            })
+            .map(|(j, s)| (j, s.backlog()))
+            .max_by_key(|&(_, backlog)| backlog)?;
+        let gap = theirs.saturating_sub(mine);
+        let half = if mine == 0 { gap.div_ceil(2) } else { gap / 2 };
+        let room = thief.depth(true, options).saturating_sub(thief.in_flight);
+        let count = half.min(room).min(self.budget(i, options));
+        let per_chunk = self.slots[j].quiet_nanos;
+        let worth = stalled == Some(j)
+            || per_chunk == 0
+            || u128::from(per_chunk).saturating_mul(count as u128) >= STEAL_WORTH.as_nanos();
+        (count > 0 && worth).then_some((j, count))
+    }
+
+    /// For slot `i`'s writer, about to park: if its worker has run out while the queue is empty
+    /// and another worker still has chunks of `map` queued, that worker, its start page's
+    /// count now, and how long to wait before looking again (if the count has not moved by
+    /// then, the worker is held up in one chunk: [`steal_for`](Sched::steal_for) it). A chunk
+    /// that holds its worker up after the others ran out would otherwise hold up the chunks
+    /// queued behind it, with nobody left to notice: no answer comes meanwhile.
+    pub(crate) fn stall_watch(&self, i: usize) -> Option<(usize, u64, std::time::Duration)> {
+        let me = &self.slots[i];
+        if !self.jobs.is_empty()
+            || self.cancelled
+            || me.phase != Phase::Ready
+            || me.page.is_none()
+            || me.backlog() > 0
+        {
+            return None;
+        }
+        let (j, s) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(j, s)| *j != i && s.phase == Phase::Ready && s.giving_to.is_none())
+            .filter(|(_, s)| s.backlog() > 0)
+            .max_by_key(|(_, s)| s.backlog())?;
+        let started = s.page.as_ref()?.started();
+        let usual = std::time::Duration::from_nanos(s.quiet_nanos.saturating_mul(4));
+        Some((j, started, usual.max(STEAL_WORTH)))
+    }
+
+    /// Whether slot `j`'s start page still says `started`.
+    pub(crate) fn still_at(&self, j: usize, started: u64) -> bool {
+        let s = &self.slots[j];
+        s.phase == Phase::Ready && s.page.as_ref().is_some_and(|p| p.started() == started)
+    }
+
     /// Wakes every parked writer that now has something to do. Called after every change that
     /// may give one work (a submit, an answer, a worker ready or ended, a slot taking requests).
     pub(crate) fn wake_writers(&mut self, options: &Options) {
         let census = self.census();
         for i in 0..self.slots.len() {
-            if self.slots[i].waiting && self.has_work(i, census, options) {
+            let s = &self.slots[i];
+            if s.waiting
+                && (self.has_work(i, census, options)
+                    || (!s.watching && self.stall_watch(i).is_some()))
+            {
                 self.slots[i].waiting = false;
                 self.slots[i].slot.wake.notify_one();
             }
@@ -307,6 +431,7 @@ impl ProcessPoolExecutor {
                     broken: None,
                     slots: Vec::new(),
                     workers: Vec::new(),
+                    cancelled: false,
                 }),
                 threads: Mutex::new(Vec::new()),
                 completed: AtomicU64::new(0),
@@ -443,10 +568,13 @@ impl Inner {
                         in_flight: 0,
                         served: 0,
                         waiting: false,
+                        watching: false,
                         quiet_nanos: 0,
                         page: None,
                         first_seq: 0,
                         withdrawn: 0,
+                        withdrawn_ahead: Vec::new(),
+                        giving_to: None,
                     });
                     slot
                 })
@@ -546,12 +674,76 @@ impl Inner {
         self.sched.lock().wake_writers(&self.options);
     }
 
-    /// The worker withdrew a request it had been sent (rule L13): it leaves the slot unrun.
-    pub(crate) fn withdrawn(&self, index: usize) {
+    /// The worker withdrew the request it was sent as number `seq` (rule L13): it leaves the
+    /// slot unrun.
+    pub(crate) fn withdrawn(&self, index: usize, seq: u64) {
         let mut sched = self.sched.lock();
         let s = &mut sched.slots[index];
         s.in_flight -= 1;
-        s.withdrawn += 1;
+        s.note_withdrawn([seq]);
+    }
+
+    /// Slot `i`'s worker is running out of chunks while the queue is empty: asks the busiest
+    /// other worker to give some back (see [`Sched::steal_for`]), which go to slot `i` once
+    /// they are back (see [`Inner::given_back`]).
+    pub(crate) fn steal_for(&self, i: usize, stalled: Option<usize>) {
+        let (victim, j, count) = {
+            let mut sched = self.sched.lock();
+            let Some((j, count)) = sched.steal_for(i, &self.options, stalled) else {
+                return;
+            };
+            sched.slots[j].giving_to = Some(i);
+            (Arc::clone(&sched.slots[j].slot), j, count)
+        };
+        if !victim.withdraw(count) {
+            let mut sched = self.sched.lock();
+            if sched.slots[j].giving_to == Some(i) {
+                sched.slots[j].giving_to = None;
+            }
+        }
+    }
+
+    /// Slot `j`'s worker gave back the requests it was sent as numbers `seqs`, unstarted
+    /// (`Withdrawn`): they leave the slot unrun, and `back` (those no `cancel()` is withdrawing)
+    /// go to the front of the queue, in order; or, if the pool is stopping, broken or
+    /// cancelling, they are cancelled or fail as queued requests would. Returns the slot they
+    /// were taken for, to be fed first.
+    pub(crate) fn given_back(
+        &self,
+        j: usize,
+        seqs: Vec<u64>,
+        back: Vec<Queued>,
+    ) -> Option<Arc<Slot>> {
+        let (thief, refused) = {
+            let mut sched = self.sched.lock();
+            let s = &mut sched.slots[j];
+            s.in_flight -= seqs.len();
+            s.note_withdrawn(seqs);
+            let thief = s.giving_to.take();
+            if let Some(broken) = sched.broken.clone() {
+                (None, Some((back, Some(broken))))
+            } else if sched.stopping.is_some() || sched.cancelled {
+                (None, Some((back, None)))
+            } else {
+                for queued in back.into_iter().rev() {
+                    sched.jobs.push_front(queued);
+                }
+                sched.wake_writers(&self.options);
+                let thief = thief
+                    .filter(|&i| sched.slots[i].phase == Phase::Ready)
+                    .map(|i| Arc::clone(&sched.slots[i].slot));
+                (thief, None)
+            }
+        };
+        if let Some((back, broken)) = refused {
+            for queued in back {
+                match &broken {
+                    Some(broken) => queued.job.fail(TaskError::broken(broken.clone())),
+                    None => queued.job.cancel_or_fail(stopped_error()),
+                }
+            }
+        }
+        thief
     }
 
     /// [`release_quietly`](Inner::release_quietly) for an answered request, which ran `nanos`;
@@ -631,6 +823,7 @@ impl Inner {
         let jobs = {
             let mut sched = self.sched.lock();
             sched.closed = true;
+            sched.cancelled |= options.cancel_futures;
             let jobs = if options.cancel_futures {
                 std::mem::take(&mut sched.jobs)
             } else {

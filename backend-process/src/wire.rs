@@ -56,6 +56,9 @@ pub(crate) enum ToWorker<'a> {
     },
     /// Withdraw request `id` if it has not started.
     Revoke { id: u64 },
+    /// Give back up to `count` chunks of `map` not started, the last ones queued: another
+    /// worker has run out of work (see `Sched::steal_for`).
+    Withdraw { count: u32 },
 }
 
 /// A frame's header, worker → parent.
@@ -68,6 +71,9 @@ pub(crate) enum ToParent {
     Response { id: u64, nanos: u64 },
     /// The answer to a [`ToWorker::Revoke`].
     Revoked { id: u64, revoked: bool },
+    /// The answer to a [`ToWorker::Withdraw`]: the requests given back, in the order they were
+    /// sent (none, if the worker had started them all).
+    Withdrawn { ids: Vec<u64> },
 }
 
 /// A task's failure, as it crosses back to the parent.

@@ -295,6 +295,29 @@ impl Shared {
                     drop(queue);
                     self.queued.notify_one();
                 }
+                ToWorker::Withdraw { count } => {
+                    // The last chunks of `map` queued, as many as asked for; the answer goes
+                    // out before the queue is let go, as a `Revoked` does (see below).
+                    let mut queue = self.queue.lock();
+                    let mut ids = Vec::new();
+                    while ids.len() < count as usize
+                        && queue.requests.back().is_some_and(|q| q.quiet)
+                    {
+                        let given = queue.requests.pop_back().expect("checked just now");
+                        queue.holding -= usize::from(given.hold);
+                        ids.push(given.id);
+                    }
+                    ids.reverse();
+                    let mut out = self.out.lock();
+                    let answer = ToParent::Withdrawn { ids };
+                    let sent =
+                        wire::write_frame(&mut out.stream, &answer, &[]).and_then(|()| out.flush());
+                    drop(out);
+                    drop(queue);
+                    if let Err(e) = sent {
+                        break Some(e);
+                    }
+                }
                 ToWorker::Revoke { id } => {
                     let mut queue = self.queue.lock();
                     let at = queue.requests.iter().position(|q| q.id == id);
@@ -414,7 +437,9 @@ impl Shared {
             }
             let (task, payload) = match wire::split::<ToWorker<'_>>(&frame)? {
                 (ToWorker::Request { task, .. }, payload) => (task, payload),
-                (ToWorker::Revoke { .. }, _) => unreachable!("only requests are queued"),
+                (ToWorker::Revoke { .. } | ToWorker::Withdraw { .. }, _) => {
+                    unreachable!("only requests are queued")
+                }
             };
             let ran = Instant::now();
             match registry::lookup(task) {

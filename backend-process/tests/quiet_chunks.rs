@@ -31,6 +31,9 @@ enum Step {
     Block { dir: PathBuf, n: u64 },
     /// Marks, then waits (at most a minute) until `go` exists and exits the worker with code 7.
     Die { dir: PathBuf, n: u64 },
+    /// Marks, then waits (at most [`HELD_UP`]) until every step from `n + 1` to `until - 1` has
+    /// run; fails if they did not.
+    WaitFor { dir: PathBuf, n: u64, until: u64 },
     /// Cannot be serialized, so it is never sent.
     Unsendable(Refuse),
 }
@@ -84,6 +87,23 @@ impl Task for Step {
                 wait_until(&dir.join("go"));
                 std::process::exit(7)
             }
+            Step::WaitFor { dir, n, until } => {
+                mark(&dir, n)?;
+                let limit = Instant::now() + HELD_UP;
+                let mut next = n + 1;
+                while next < until {
+                    if dir.join(format!("ran-{next}")).exists() {
+                        next += 1;
+                    } else if Instant::now() > limit {
+                        return Err(TaskError::msg(format!(
+                            "step {next} did not run while step {n} waited for it"
+                        )));
+                    } else {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+                Ok(n)
+            }
             Step::Unsendable(_) => unreachable!("it cannot reach a worker"),
         }
     }
@@ -94,6 +114,10 @@ impl RemoteTask for Step {
 }
 
 backend_process::register!(Step);
+
+/// How long [`Step::WaitFor`] waits for the steps after it: far longer than they take to run
+/// anywhere they can run.
+const HELD_UP: Duration = Duration::from_secs(20);
 
 /// How many times step `n` ran.
 fn runs(dir: &Dir, n: u64) -> usize {
@@ -296,5 +320,41 @@ fn a_group_of_chunks_is_queued_whole_or_refused_whole() {
     }
     for n in 400..407 {
         assert_eq!(runs(&dir, n), 0, "step {n} was refused");
+    }
+}
+
+/// A worker held up in a long chunk gives back the chunks sent ahead to it once the other worker
+/// has run out of work (the parent's work stealing): step 40 waits until every later step has
+/// run, which, for the steps sent ahead to its worker (up to 16 deep here, and kept about as deep
+/// as the other worker's by the scheduler), only another worker can do. Without the stealing,
+/// step 40 fails after [`HELD_UP`]. Every step runs exactly once, and the results come in order.
+#[test]
+fn chunks_sent_ahead_to_a_held_up_worker_go_to_the_one_that_ran_out() {
+    for round in 0..3 {
+        let dir = Dir::new("quiet-steal");
+        let root = dir.root();
+        let results = within("a map with a held-up worker", move || {
+            let pool = ProcessPoolExecutor::builder()
+                .max_workers(2)
+                .max_in_flight_per_worker(16)
+                .build()
+                .unwrap();
+            let steps = (0..64).map(|n| {
+                let dir = root.clone();
+                match n {
+                    40 => Step::WaitFor { dir, n, until: 64 },
+                    _ => Step::Mark { dir, n },
+                }
+            });
+            pool.map(steps, MapOptions::new().chunksize(1))
+                .unwrap()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect::<Vec<_>>()
+        });
+        let expected: Vec<Result<u64, String>> = (0..64).map(Ok).collect();
+        assert_eq!(results, expected, "round {round}");
+        for n in 0..64 {
+            assert_eq!(runs(&dir, n), 1, "round {round}: step {n}");
+        }
     }
 }

@@ -255,6 +255,35 @@ impl<T> Promise<T> {
         self.shared.set_revoker(revoker)
     }
 
+    /// Takes back the [`Revoker`] set with [`set_revoker`](Promise::set_revoker): the producer
+    /// holds the task again (it withdrew it from where it had handed it on, to hand it on
+    /// elsewhere), so `cancel()` goes back to cancelling the pending future at once. Returns
+    /// `false`, and changes nothing, if the future is not pending, or if a `cancel()` is asking
+    /// the revoker at this moment: that cancel's answer decides, and the producer must answer it
+    /// as a withdrawn task (the future is then cancelled) rather than hand the task on.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use executor_core::{Promise, Revoker};
+    ///
+    /// struct Refuse;
+    /// impl Revoker for Refuse {
+    ///     fn revoke(&self) -> bool { false }
+    /// }
+    ///
+    /// let (promise, future) = Promise::<u32>::new();
+    /// assert!(promise.set_revoker(Arc::new(Refuse)));
+    /// // Taken back before anyone asked: cancel() no longer asks the revoker.
+    /// assert!(promise.clear_revoker());
+    /// assert!(future.cancel());
+    /// // Not pending any more: nothing to take back.
+    /// assert!(!promise.clear_revoker());
+    /// ```
+    #[must_use = "`false` means the task must not be handed on elsewhere"]
+    pub fn clear_revoker(&self) -> bool {
+        self.shared.clear_revoker()
+    }
+
     /// Lets a worker of `pool` that blocks on this future while it is still queued claim `job`
     /// and run the task itself, instead of waiting for a free worker (rule K2; see
     /// [`InlineJob`] for an example). The future keeps only a weak reference: the queue owns the

@@ -155,6 +155,20 @@ impl<T> Shared<T> {
         true
     }
 
+    /// Takes the revoker back: the producer holds the task again (it took it back from where it
+    /// had handed it on). `false` if the future is not pending or a `cancel()` is asking the
+    /// revoker now (that cancel then decides).
+    pub(crate) fn clear_revoker(&self) -> bool {
+        let mut inner = self.inner.lock();
+        if self.state.load() != State::Pending || inner.asking {
+            return false;
+        }
+        let old = inner.revoker.take();
+        drop(inner);
+        drop(old);
+        true
+    }
+
     /// The consumer's `cancel()` (rule A2; with a revoker, L13): PENDING → CANCELLED if the
     /// producer has not started the task. `true` if the future is (now or already) cancelled.
     pub(crate) fn cancel(self: &Arc<Self>) -> bool {

@@ -429,3 +429,103 @@ fn cancel_races_a_remote_claim_and_exactly_one_wins() {
         }
     }
 }
+
+#[test]
+fn a_revoker_taken_back_is_not_asked_and_cancel_is_immediate_again() {
+    let (promise, future) = Promise::<u32>::new();
+    let (revoker, calls) = answer(false);
+    let weak = Arc::downgrade(&revoker);
+    assert!(promise.set_revoker(revoker));
+    assert!(promise.clear_revoker());
+    assert!(weak.upgrade().is_none(), "kept after it was taken back");
+    // The producer holds the task again: a cancel takes effect at once, without asking.
+    assert!(future.cancel());
+    assert_eq!(calls.load(SeqCst), 0);
+    assert_eq!(
+        promise.set_running_or_notify_cancel(),
+        Err(NotStarted::Cancelled)
+    );
+    // Nothing to take back from a future that is no longer pending.
+    assert!(!promise.clear_revoker());
+}
+
+/// The producer takes its task back while a `cancel()` asks the revoker: it must not hand the
+/// task on (`clear_revoker` says `false`), and the cancel's answer stands.
+#[test]
+fn taking_a_revoker_back_while_a_cancel_asks_it_fails_and_the_cancel_decides() {
+    for iteration in 0..100 {
+        let revoked = iteration % 2 == 0;
+        within_limit(move || {
+            let (promise, future) = Promise::<u32>::new();
+            let future = Arc::new(future);
+            let (release, released) = mpsc::channel();
+            let revoker = Arc::new(Blocking {
+                calls: AtomicUsize::new(0),
+                entered: Barrier::new(2),
+                release: Mutex::new(released),
+            });
+            assert!(promise.set_revoker(Arc::clone(&revoker) as Arc<dyn Revoker>));
+            let canceller = {
+                let future = Arc::clone(&future);
+                thread::spawn(move || future.cancel())
+            };
+            revoker.entered.wait();
+            assert!(
+                !promise.clear_revoker(),
+                "taken back while a cancel was asking"
+            );
+            release.send(revoked).unwrap();
+            assert_eq!(canceller.join().unwrap(), revoked);
+            let state = if revoked {
+                State::Cancelled
+            } else {
+                State::Running
+            };
+            assert_eq!(future.state(), state);
+        });
+    }
+}
+
+/// Many iterations of a cancel racing the producer taking its task back: exactly one of them
+/// has the task. Either the producer took it back first (the cancel then cancels the pending
+/// future without asking), or the cancel asked first (the producer may not hand it on, and
+/// answers as the revoker: withdrawn).
+#[test]
+fn cancel_racing_a_revoker_taken_back_leaves_exactly_one_owner() {
+    struct Withdrawn(Arc<AtomicBool>);
+    impl Revoker for Withdrawn {
+        fn revoke(&self) -> bool {
+            self.0.store(true, SeqCst);
+            true
+        }
+    }
+    for iteration in 0..2000 {
+        let (promise, future) = Promise::<u32>::new();
+        let asked = Arc::new(AtomicBool::new(false));
+        assert!(promise.set_revoker(Arc::new(Withdrawn(Arc::clone(&asked)))));
+        let start = Arc::new(Barrier::new(2));
+        let canceller = {
+            let start = Arc::clone(&start);
+            thread::spawn(move || {
+                start.wait();
+                future.cancel()
+            })
+        };
+        start.wait();
+        let taken_back = promise.clear_revoker();
+        assert!(canceller.join().unwrap(), "iteration {iteration}");
+        // The future is cancelled either way; the producer must hand the task on only if it
+        // took it back before the cancel asked, and then the revoker was never asked.
+        assert!(promise.is_cancelled());
+        if taken_back {
+            assert!(
+                !asked.load(SeqCst),
+                "iteration {iteration}: asked after it was taken back"
+            );
+        }
+        assert_eq!(
+            promise.set_running_or_notify_cancel(),
+            Err(NotStarted::Cancelled)
+        );
+    }
+}

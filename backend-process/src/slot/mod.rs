@@ -290,8 +290,72 @@ impl Slot {
         }
         drop(state);
         entry.revoker.answer(true, Some(entry.job));
-        pool.withdrawn(self.index);
+        pool.withdrawn(self.index, entry.seq);
         true
+    }
+
+    /// Asks the worker to give back up to `count` chunks of `map` it has not started (for
+    /// another worker that ran out: see `Sched::steal_for`). Only when the stdin lock is free
+    /// (a reader calls this, and must not wait for a writer blocked on a full pipe); `false` if
+    /// nothing was written.
+    pub(crate) fn withdraw(&self, count: usize) -> bool {
+        let Some(mut input) = self.input.try_lock() else {
+            return false;
+        };
+        let Some(out) = input.as_mut() else {
+            return false;
+        };
+        {
+            let mut state = self.state.lock();
+            if state.ended || state.room.saturating_sub(state.unread) < REVOKE_COST {
+                return false;
+            }
+            state.unread += REVOKE_COST;
+        }
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        // If this fails the worker is gone: its reader deals with the end.
+        let _ = wire::write_frame(out, &ToWorker::Withdraw { count }, &[])
+            .and_then(|()| std::io::Write::flush(out));
+        true
+    }
+
+    /// `Withdrawn { ids }`: the worker gave these requests back unstarted. Each leaves the slot;
+    /// one a `cancel()` is withdrawing (or asking about right now) is withdrawn for it, the rest
+    /// go back to the pool's queue. Returns the slot they were taken for, if they went back.
+    fn given_back(&self, pool: &Inner, ids: &[u64]) -> Option<Arc<Slot>> {
+        let mut back = Vec::new();
+        let mut withdrawn = Vec::new();
+        let mut seqs = Vec::with_capacity(ids.len());
+        {
+            let mut state = self.state.lock();
+            // The worker has read the `Withdraw`.
+            state.unread = state.unread.saturating_sub(REVOKE_COST);
+            for id in ids {
+                let Some(at) = state.entries.iter().position(|e| e.id == *id) else {
+                    continue;
+                };
+                let entry = state.entries.remove(at).expect("found just now");
+                if entry.progress == Progress::Written {
+                    state.unread -= entry.cost;
+                }
+                seqs.push(entry.seq);
+                // Under the slot's lock, as `cancel()`'s revoke asks it: either the revoker is
+                // taken back before any cancel asks (then a cancel finds the request queued),
+                // or the cancel is answered "withdrawn".
+                if entry.revoking || !entry.job.clear_revoker() {
+                    withdrawn.push(entry);
+                } else {
+                    back.push(crate::job::Queued {
+                        job: entry.job,
+                        payload: entry.payload,
+                    });
+                }
+            }
+        }
+        for entry in withdrawn {
+            entry.revoker.answer(true, Some(entry.job));
+        }
+        pool.given_back(self.index, seqs, back)
     }
 
     /// [`SlotState::census`] of this slot.

@@ -60,6 +60,12 @@ pub(super) fn read(
             Ok((ToParent::Revoked { id, revoked }, _)) => {
                 freed |= slot.revoked(&pool, id, revoked);
             }
+            Ok((ToParent::Withdrawn { ids }, _)) => {
+                if let Some(thief) = slot.given_back(&pool, &ids) {
+                    feed(&pool, &thief);
+                }
+                freed = true;
+            }
             Err(_) => break true,
         }
         if last {
@@ -182,6 +188,8 @@ fn refill(pool: &Inner, slot: &Arc<Slot>, freed: &mut bool) {
     if std::mem::take(freed) {
         feed(pool, slot);
         pool.wake_writers();
+        // The queue may be empty now, with this worker running out while another holds many.
+        pool.steal_for(slot.index, None);
     }
 }
 

@@ -27,6 +27,9 @@ enum Next {
     Kill,
     /// The worker has ended and the reader has dealt with it.
     Ended,
+    /// The worker has run out and the worker of this slot is held up in one chunk with others
+    /// queued behind it: take some back (see `Sched::stall_watch`).
+    Steal(usize),
 }
 
 /// How a worker's life in a slot ended.
@@ -122,6 +125,7 @@ fn serve(pool: &Inner, slot: &Arc<Slot>, pid: u32) -> End {
                 return End::Ended;
             }
             Next::Ended => return End::Ended,
+            Next::Steal(from) => pool.steal_for(slot.index, Some(from)),
         }
     }
 }
@@ -158,7 +162,18 @@ fn next(pool: &Inner, slot: &Slot) -> Next {
             return Next::Send(taken);
         }
         sched.slots[i].waiting = true;
-        slot.wake.wait(&mut sched);
+        match sched.stall_watch(i) {
+            None => slot.wake.wait(&mut sched),
+            Some((j, started, after)) => {
+                sched.slots[i].watching = true;
+                let timed_out = slot.wake.wait_for(&mut sched, after).timed_out();
+                sched.slots[i].watching = false;
+                if timed_out && sched.still_at(j, started) {
+                    sched.slots[i].waiting = false;
+                    return Next::Steal(j);
+                }
+            }
+        }
         sched.slots[i].waiting = false;
     }
 }
@@ -246,6 +261,8 @@ fn start_worker(
         s.phase = Phase::Starting;
         s.served = 0;
         s.withdrawn = 0;
+        s.withdrawn_ahead.clear();
+        s.giving_to = None;
     }
     let mut command = Command::new(&pool.program);
     // A test binary runs the worker entry test; any other binary's `main` calls `worker_main`
