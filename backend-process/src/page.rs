@@ -1,6 +1,8 @@
-//! The start page: one word of memory that the parent and one worker share, in which the worker
+//! The start page: two words of memory that the parent and one worker share, in which the worker
 //! records how far into its requests it has got: the sequence number (+ 1) of the last request it
-//! started, counting every request frame it has read, in order.
+//! started, counting every request frame it has read, in order; and when it started it (or that
+//! it is idle), so that the parent can tell a worker held up in one request (see
+//! `Sched::steal_for`).
 //!
 //! It lets a worker start requests without telling the parent through the pipe (every frame in
 //! the pipe wakes the parent's reader thread): the requests of a `map` are "quiet", and only their
@@ -35,12 +37,24 @@ use rustix::mm::{MapFlags, ProtFlags};
 /// Set in a worker's environment when it has a start page: the descriptor's number.
 const PAGE_ENV: &str = "BACKEND_PROCESS_START_PAGE";
 
-/// The size of the shared word (the mapping takes a page).
-const SIZE: usize = std::mem::size_of::<AtomicU64>();
+/// The size of the shared words (the mapping takes a page).
+const SIZE: usize = std::mem::size_of::<[AtomicU64; 2]>();
+
+/// What the second word says while the worker waits for requests.
+const IDLE: u64 = u64::MAX;
 
 /// One worker's start page, mapped in this process.
 pub(crate) struct StartPage {
-    word: NonNull<AtomicU64>,
+    words: NonNull<[AtomicU64; 2]>,
+}
+
+/// Now on `CLOCK_MONOTONIC`, in ns: the same clock in every process of the machine.
+pub(crate) fn now_nanos() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(now.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(now.tv_nsec).unwrap_or(0))
 }
 
 // SAFETY: the mapping is only ever accessed through `&AtomicU64` (atomic loads and stores), which
@@ -73,9 +87,9 @@ impl StartPage {
                 0,
             )?
         };
-        let word = NonNull::new(at.cast::<AtomicU64>())
+        let words = NonNull::new(at.cast::<[AtomicU64; 2]>())
             .ok_or_else(|| io::Error::other("mmap gave a null address"))?;
-        Ok(StartPage { word })
+        Ok(StartPage { words })
     }
 
     /// Lets `command`'s process inherit the page `fd` made by [`StartPage::create`]: the
@@ -115,28 +129,42 @@ impl StartPage {
         Some(StartPage::map(&fd))
     }
 
-    fn word(&self) -> &AtomicU64 {
-        // SAFETY: `word` points into the mapping made in `map` (page-aligned, so aligned for a
-        // u64), valid until `drop`; it is only accessed atomically, here and in the other process.
-        unsafe { self.word.as_ref() }
+    fn words(&self) -> &[AtomicU64; 2] {
+        // SAFETY: `words` points into the mapping made in `map` (page-aligned, so aligned for
+        // u64s), `SIZE` bytes long, valid until `drop`; it is only accessed atomically, here and
+        // in the other process.
+        unsafe { self.words.as_ref() }
     }
 
     /// The sequence number + 1 of the last request the worker started (0: none yet).
     pub(crate) fn started(&self) -> u64 {
-        self.word().load(Ordering::Acquire)
+        self.words()[0].load(Ordering::Acquire)
     }
 
-    /// The worker starts the request with sequence number `seq`.
-    pub(crate) fn start(&self, seq: u64) {
-        self.word().store(seq + 1, Ordering::Release);
+    /// How long (ns, by [`now_nanos`]) the worker has been in the request it started last;
+    /// `None` while it waits for requests. A heuristic: the two words are not read as one.
+    pub(crate) fn running_for(&self, now: u64) -> Option<u64> {
+        let at = self.words()[1].load(Ordering::Acquire);
+        (at != IDLE).then(|| now.saturating_sub(at))
+    }
+
+    /// The worker starts the request with sequence number `seq`, at `at` (by [`now_nanos`]).
+    pub(crate) fn start(&self, seq: u64, at: u64) {
+        self.words()[1].store(at, Ordering::Relaxed);
+        self.words()[0].store(seq + 1, Ordering::Release);
+    }
+
+    /// The worker has run out of requests and waits for more.
+    pub(crate) fn idle(&self) {
+        self.words()[1].store(IDLE, Ordering::Release);
     }
 }
 
 impl Drop for StartPage {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `map`, with its length; no reference into it outlives
-        // `&self` (`word` hands out borrows of `self` only).
-        let _ = unsafe { rustix::mm::munmap(self.word.as_ptr().cast::<c_void>(), SIZE) };
+        // `&self` (`words` hands out borrows of `self` only).
+        let _ = unsafe { rustix::mm::munmap(self.words.as_ptr().cast::<c_void>(), SIZE) };
     }
 }
 
@@ -150,7 +178,10 @@ mod tests {
         let again = StartPage::map(&fd).unwrap();
         drop(fd);
         assert_eq!(again.started(), 0);
-        page.start(41);
+        page.start(41, 1_000);
         assert_eq!(again.started(), 42);
+        assert_eq!(again.running_for(1_500), Some(500));
+        page.idle();
+        assert_eq!(again.running_for(1_500), None);
     }
 }

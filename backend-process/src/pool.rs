@@ -115,8 +115,8 @@ pub(crate) struct SlotSched {
     pub(crate) served: usize,
     /// Its writer is parked on the slot's condvar.
     pub(crate) waiting: bool,
-    /// ... for a while only, watching another worker that may be held up (see
-    /// [`Sched::stall_watch`]).
+    /// ... watching another worker that may be held up (see [`Sched::stall_watch`]), or after
+    /// a look that took nothing: not to be woken for another look, only for work.
     pub(crate) watching: bool,
     /// How long its worker's chunks of `map` run, in ns: a running average (0: none ran yet).
     quiet_nanos: u64,
@@ -135,6 +135,10 @@ pub(crate) struct SlotSched {
     /// A `Withdraw` was sent to the current worker for the slot with this index, and not
     /// answered yet (one at a time).
     pub(crate) giving_to: Option<usize>,
+    /// The current worker's start page said this when it last gave nothing back (what it has
+    /// queued is not a chunk of `map`, or it started it meanwhile): not asked again until it
+    /// starts another request.
+    pub(crate) gave_nothing_at: Option<u64>,
 }
 
 impl SlotSched {
@@ -160,6 +164,36 @@ impl SlotSched {
                 .count();
         self.in_flight
             .saturating_sub(begun.saturating_sub(self.served + passed))
+    }
+
+    /// Whether chunks may be asked back from its worker now: it is ready, has a start page, has
+    /// no `Withdraw` unanswered, and did not give nothing back since it last started a request.
+    fn may_give(&self) -> bool {
+        let Some(page) = &self.page else {
+            return false;
+        };
+        self.phase == Phase::Ready
+            && self.giving_to.is_none()
+            && self.gave_nothing_at != Some(page.started())
+    }
+
+    /// How long (ns) a worker with chunks queued must have been in one request to count as
+    /// held up: four of its usual chunks, and at least [`STEAL_WORTH`].
+    fn held_up_after(&self) -> u64 {
+        let floor = u64::try_from(STEAL_WORTH.as_nanos()).unwrap_or(u64::MAX);
+        self.quiet_nanos.saturating_mul(4).max(floor)
+    }
+
+    /// Whether its worker is held up: it has requests queued behind the one it runs, and has
+    /// been running that one for [`held_up_after`](SlotSched::held_up_after) or longer (by its
+    /// start page's clock).
+    fn held_up(&self, now: u64) -> bool {
+        self.backlog() > 0
+            && self
+                .page
+                .as_ref()
+                .and_then(|page| page.running_for(now))
+                .is_some_and(|running| running >= self.held_up_after())
     }
 
     /// Requests with these sequence numbers were withdrawn from the current worker unstarted.
@@ -308,22 +342,16 @@ impl Sched {
     }
 
     /// Whether slot `i`, whose worker is running out of chunks of `map` while the queue is
-    /// empty, should take some back from the worker with the most queued (rayon's work
-    /// stealing, done by the parent): the slot to take from and how many. Chunks are sent ahead
-    /// by how long the last ones ran; a worker held up (a long chunk among short ones, a core
-    /// taken by another process) would otherwise keep its queue while the others idle at the
-    /// end of the `map`. Half the difference goes (all of it when `i` has none left, up to its
-    /// depth and `max_tasks_per_child` budget), and only if that much work is worth the round
-    /// trip ([`STEAL_WORTH`]) or the other worker has not finished a chunk yet.
-    ///
-    /// `stalled`: a worker whose start page has not moved for [`Sched::stall_watch`]'s while; it
-    /// is worth taking from whatever its chunks' usual length.
-    pub(crate) fn steal_for(
-        &self,
-        i: usize,
-        options: &Options,
-        stalled: Option<usize>,
-    ) -> Option<(usize, usize)> {
+    /// empty, should take some back from another worker (rayon's work stealing, done by the
+    /// parent): the slot to take from and how many. Chunks are sent ahead by how long the last
+    /// ones ran; a worker held up (a long chunk among short ones, a core taken by another
+    /// process) would otherwise keep its queue while the others idle at the end of the `map`.
+    /// The giver is a worker [held up](SlotSched::held_up) if there is one, else the one with the
+    /// most queued; half the difference goes (all of it when `i` has none left), up to `i`'s
+    /// depth and `max_tasks_per_child` budget; and only from a held-up worker, or if that much
+    /// work (by the giver's recent chunks) is worth the round trip ([`STEAL_WORTH`]): the short
+    /// chunks left at the end of an ordinary `map` stay where they are.
+    pub(crate) fn steal_for(&self, i: usize, options: &Options) -> Option<(usize, usize)> {
         if !self.jobs.is_empty()
             || self.cancelled
             || self.broken.is_some()
@@ -335,34 +363,34 @@ impl Sched {
         if thief.phase != Phase::Ready || thief.page.is_none() {
             return None;
         }
+        let now = crate::page::now_nanos();
         let mine = thief.backlog();
-        let (j, theirs) = self
+        let (j, held_up, theirs) = self
             .slots
             .iter()
             .enumerate()
-            .filter(|(j, s)| {
-                *j != i && s.phase == Phase::Ready && s.page.is_some() && s.giving_to.is_none()
-            })
-            .map(|(j, s)| (j, s.backlog()))
-            .max_by_key(|&(_, backlog)| backlog)?;
+            .filter(|(j, s)| *j != i && s.may_give())
+            .map(|(j, s)| (j, s.held_up(now), s.backlog()))
+            .max_by_key(|&(_, held_up, backlog)| (held_up, backlog))?;
         let gap = theirs.saturating_sub(mine);
         let half = if mine == 0 { gap.div_ceil(2) } else { gap / 2 };
         let room = thief.depth(true, options).saturating_sub(thief.in_flight);
         let count = half.min(room).min(self.budget(i, options));
-        let per_chunk = self.slots[j].quiet_nanos;
-        let worth = stalled == Some(j)
-            || per_chunk == 0
-            || u128::from(per_chunk).saturating_mul(count as u128) >= STEAL_WORTH.as_nanos();
+        let per_chunk = u128::from(self.slots[j].quiet_nanos);
+        let worth = held_up || per_chunk.saturating_mul(count as u128) >= STEAL_WORTH.as_nanos();
         (count > 0 && worth).then_some((j, count))
     }
 
-    /// For slot `i`'s writer, about to park: if its worker has run out while the queue is empty
-    /// and another worker still has chunks of `map` queued, that worker, its start page's
-    /// count now, and how long to wait before looking again (if the count has not moved by
-    /// then, the worker is held up in one chunk: [`steal_for`](Sched::steal_for) it). A chunk
-    /// that holds its worker up after the others ran out would otherwise hold up the chunks
-    /// queued behind it, with nobody left to notice: no answer comes meanwhile.
-    pub(crate) fn stall_watch(&self, i: usize) -> Option<(usize, u64, std::time::Duration)> {
+    /// For slot `i`'s writer, about to park with nothing to do: if its worker has nothing
+    /// queued, the queue is empty, and another worker with chunks queued has been in its current
+    /// request longer than its chunks usually run, that worker may be getting held up: how long
+    /// until it counts as [held up](SlotSched::held_up) (zero: it is). The writer then parks only
+    /// that long and looks ([`steal_for`](Sched::steal_for)): once the others have run out, no
+    /// answer may come to prompt a look. A parked writer is woken for a look only once another
+    /// worker is held up (see [`wake_writers`](Sched::wake_writers)), so an ordinary `map`'s end
+    /// costs no wake-up; a worker held up after every writer parked is noticed at the next
+    /// answer from any worker (its own held responses go within `worker::HOLD`).
+    pub(crate) fn stall_watch(&self, i: usize) -> Option<std::time::Duration> {
         let me = &self.slots[i];
         if !self.jobs.is_empty()
             || self.cancelled
@@ -372,22 +400,17 @@ impl Sched {
         {
             return None;
         }
-        let (j, s) = self
-            .slots
+        let now = crate::page::now_nanos();
+        self.slots
             .iter()
             .enumerate()
-            .filter(|(j, s)| *j != i && s.phase == Phase::Ready && s.giving_to.is_none())
-            .filter(|(_, s)| s.backlog() > 0)
-            .max_by_key(|(_, s)| s.backlog())?;
-        let started = s.page.as_ref()?.started();
-        let usual = std::time::Duration::from_nanos(s.quiet_nanos.saturating_mul(4));
-        Some((j, started, usual.max(STEAL_WORTH)))
-    }
-
-    /// Whether slot `j`'s start page still says `started`.
-    pub(crate) fn still_at(&self, j: usize, started: u64) -> bool {
-        let s = &self.slots[j];
-        s.phase == Phase::Ready && s.page.as_ref().is_some_and(|p| p.started() == started)
+            .filter(|(j, s)| *j != i && s.may_give() && s.backlog() > 0)
+            .filter_map(|(_, s)| {
+                let running = s.page.as_ref()?.running_for(now)?;
+                (running > s.quiet_nanos).then(|| s.held_up_after().saturating_sub(running))
+            })
+            .min()
+            .map(std::time::Duration::from_nanos)
     }
 
     /// Wakes every parked writer that now has something to do. Called after every change that
@@ -398,7 +421,7 @@ impl Sched {
             let s = &self.slots[i];
             if s.waiting
                 && (self.has_work(i, census, options)
-                    || (!s.watching && self.stall_watch(i).is_some()))
+                    || (!s.watching && self.stall_watch(i) == Some(std::time::Duration::ZERO)))
             {
                 self.slots[i].waiting = false;
                 self.slots[i].slot.wake.notify_one();
@@ -575,6 +598,7 @@ impl Inner {
                         withdrawn: 0,
                         withdrawn_ahead: Vec::new(),
                         giving_to: None,
+                        gave_nothing_at: None,
                     });
                     slot
                 })
@@ -686,21 +710,24 @@ impl Inner {
     /// Slot `i`'s worker is running out of chunks while the queue is empty: asks the busiest
     /// other worker to give some back (see [`Sched::steal_for`]), which go to slot `i` once
     /// they are back (see [`Inner::given_back`]).
-    pub(crate) fn steal_for(&self, i: usize, stalled: Option<usize>) {
+    /// `true` if it asked.
+    pub(crate) fn steal_for(&self, i: usize) -> bool {
         let (victim, j, count) = {
             let mut sched = self.sched.lock();
-            let Some((j, count)) = sched.steal_for(i, &self.options, stalled) else {
-                return;
+            let Some((j, count)) = sched.steal_for(i, &self.options) else {
+                return false;
             };
             sched.slots[j].giving_to = Some(i);
             (Arc::clone(&sched.slots[j].slot), j, count)
         };
-        if !victim.withdraw(count) {
-            let mut sched = self.sched.lock();
-            if sched.slots[j].giving_to == Some(i) {
-                sched.slots[j].giving_to = None;
-            }
+        if victim.withdraw(count) {
+            return true;
         }
+        let mut sched = self.sched.lock();
+        if sched.slots[j].giving_to == Some(i) {
+            sched.slots[j].giving_to = None;
+        }
+        false
     }
 
     /// Slot `j`'s worker gave back the requests it was sent as numbers `seqs`, unstarted
@@ -717,6 +744,9 @@ impl Inner {
         let (thief, refused) = {
             let mut sched = self.sched.lock();
             let s = &mut sched.slots[j];
+            if seqs.is_empty() {
+                s.gave_nothing_at = s.page.as_ref().map(|page| page.started());
+            }
             s.in_flight -= seqs.len();
             s.note_withdrawn(seqs);
             let thief = s.giving_to.take();

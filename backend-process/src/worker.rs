@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -408,6 +408,9 @@ impl Shared {
                     if queue.closed {
                         break None;
                     }
+                    if let Some(page) = &self.page {
+                        page.idle();
+                    }
                     // Lock order: `queue`, then `out`.
                     let mut out = self.out.lock();
                     if out.held > 0 {
@@ -427,8 +430,9 @@ impl Shared {
             else {
                 break;
             };
+            let ran = crate::page::now_nanos();
             if let Some(page) = &self.page {
-                page.start(seq);
+                page.start(seq, ran);
             }
             if !quiet {
                 let mut out = self.out.lock();
@@ -441,12 +445,11 @@ impl Shared {
                     unreachable!("only requests are queued")
                 }
             };
-            let ran = Instant::now();
             match registry::lookup(task) {
                 Some(registration) => (registration.run)(payload, &mut outcomes),
                 None => registry::unknown(task, payload, &mut outcomes),
             }
-            let nanos = u64::try_from(ran.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let nanos = crate::page::now_nanos().saturating_sub(ran);
             let response = ToParent::Response { id, nanos };
             let (queued, holding, read) = {
                 let mut queue = self.queue.lock();

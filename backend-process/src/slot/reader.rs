@@ -189,7 +189,7 @@ fn refill(pool: &Inner, slot: &Arc<Slot>, freed: &mut bool) {
         feed(pool, slot);
         pool.wake_writers();
         // The queue may be empty now, with this worker running out while another holds many.
-        pool.steal_for(slot.index, None);
+        let _ = pool.steal_for(slot.index);
     }
 }
 

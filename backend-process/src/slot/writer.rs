@@ -27,9 +27,9 @@ enum Next {
     Kill,
     /// The worker has ended and the reader has dealt with it.
     Ended,
-    /// The worker has run out and the worker of this slot is held up in one chunk with others
-    /// queued behind it: take some back (see `Sched::stall_watch`).
-    Steal(usize),
+    /// The worker has run out while another may be held up in one request with chunks queued
+    /// behind it: look, and take some back if so (see `Sched::stall_watch`).
+    Steal,
 }
 
 /// How a worker's life in a slot ended.
@@ -110,8 +110,13 @@ fn fail_kept(pool: &Inner, slot: &Slot) {
 fn serve(pool: &Inner, slot: &Arc<Slot>, pid: u32) -> End {
     // Requests kept from a worker that died (`Replace`) go to this one first.
     write_unsent(slot);
+    // Whether the writer may park for a while to look at a worker that may be held up: not
+    // again right after a look that took nothing (until something else wakes it).
+    let mut watch = true;
     loop {
-        match next(pool, slot) {
+        let next = next(pool, slot, watch);
+        watch = true;
+        match next {
             Next::Send(requests) => {
                 admit(pool, slot, requests);
                 write_unsent(slot);
@@ -125,14 +130,14 @@ fn serve(pool: &Inner, slot: &Arc<Slot>, pid: u32) -> End {
                 return End::Ended;
             }
             Next::Ended => return End::Ended,
-            Next::Steal(from) => pool.steal_for(slot.index, Some(from)),
+            Next::Steal => watch = pool.steal_for(slot.index),
         }
     }
 }
 
 /// Waits (on the slot's condvar) until the writer has something to do, and takes requests from
 /// the queue if that is it.
-fn next(pool: &Inner, slot: &Slot) -> Next {
+fn next(pool: &Inner, slot: &Slot, watch: bool) -> Next {
     let i = slot.index;
     let mut sched = pool.sched.lock();
     loop {
@@ -161,20 +166,24 @@ fn next(pool: &Inner, slot: &Slot) -> Next {
             sched.wake_writers(&pool.options);
             return Next::Send(taken);
         }
-        sched.slots[i].waiting = true;
-        match sched.stall_watch(i) {
-            None => slot.wake.wait(&mut sched),
-            Some((j, started, after)) => {
-                sched.slots[i].watching = true;
-                let timed_out = slot.wake.wait_for(&mut sched, after).timed_out();
-                sched.slots[i].watching = false;
-                if timed_out && sched.still_at(j, started) {
-                    sched.slots[i].waiting = false;
-                    return Next::Steal(j);
-                }
-            }
+        let look = if watch { sched.stall_watch(i) } else { None };
+        if look == Some(std::time::Duration::ZERO) {
+            return Next::Steal;
         }
+        sched.slots[i].waiting = true;
+        sched.slots[i].watching = !watch || look.is_some();
+        let timed_out = match look {
+            None => {
+                slot.wake.wait(&mut sched);
+                false
+            }
+            Some(after) => slot.wake.wait_for(&mut sched, after).timed_out(),
+        };
         sched.slots[i].waiting = false;
+        sched.slots[i].watching = false;
+        if timed_out {
+            return Next::Steal;
+        }
     }
 }
 
@@ -263,6 +272,7 @@ fn start_worker(
         s.withdrawn = 0;
         s.withdrawn_ahead.clear();
         s.giving_to = None;
+        s.gave_nothing_at = None;
     }
     let mut command = Command::new(&pool.program);
     // A test binary runs the worker entry test; any other binary's `main` calls `worker_main`
