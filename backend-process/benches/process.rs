@@ -77,6 +77,36 @@ impl RemoteTask for IsPrime {
 
 backend_process::register!(IsPrime);
 
+/// Busy for 20 µs, except one item near the end of the `map` (a straggler: 20 ms).
+#[derive(Serialize, Deserialize)]
+struct Uneven(u64);
+
+/// The straggler's index among [`UNEVEN_ITEMS`].
+const STRAGGLER: u64 = 3_600;
+const UNEVEN_ITEMS: u64 = 4_000;
+
+fn uneven(n: u64) -> bool {
+    let micros = if n == STRAGGLER { 20_000 } else { 20 };
+    let until = std::time::Instant::now() + Duration::from_micros(micros);
+    while std::time::Instant::now() < until {
+        std::hint::spin_loop();
+    }
+    true
+}
+
+impl Task for Uneven {
+    type Output = bool;
+    fn run(self) -> Result<bool, TaskError> {
+        Ok(uneven(self.0))
+    }
+}
+
+impl RemoteTask for Uneven {
+    const NAME: &'static str = "bench::uneven";
+}
+
+backend_process::register!(Uneven);
+
 fn round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("round_trip");
     group.throughput(Throughput::Elements(1));
@@ -156,12 +186,51 @@ fn map_primes(c: &mut Criterion) {
     group.finish();
 }
 
+/// A `map` whose chunks are sent ahead by how long the last ones ran, with one 20 ms item near
+/// its end: the chunks queued behind it go to the worker that ran out (work stealing) instead of
+/// waiting. Ideal on two cores: (3,999 × 20 µs + 20 ms) / 2 = 50 ms.
+fn map_straggler(c: &mut Criterion) {
+    let mut group = c.benchmark_group("map_straggler_4k");
+    group.throughput(Throughput::Elements(UNEVEN_ITEMS));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+
+    let pool = ProcessPoolExecutor::new(cores()).expect("pool");
+    group.bench_function("backend-process map/64", |b| {
+        b.iter(|| {
+            pool.map(
+                (0..UNEVEN_ITEMS).map(Uneven),
+                MapOptions::new().chunksize(64),
+            )
+            .unwrap()
+            .filter(|r| *r.as_ref().unwrap())
+            .count()
+        })
+    });
+
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(cores())
+        .build()
+        .expect("rayon pool");
+    group.bench_function("rayon par_iter", |b| {
+        b.iter(|| {
+            rayon.install(|| {
+                (0..UNEVEN_ITEMS)
+                    .into_par_iter()
+                    .filter(|&n| uneven(n))
+                    .count()
+            })
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = round_trip, map_primes
+    targets = round_trip, map_primes, map_straggler
 }
 
 fn main() {
