@@ -70,7 +70,10 @@ impl StartPage {
     pub(crate) fn create() -> io::Result<(StartPage, OwnedFd)> {
         let fd = rustix::fs::memfd_create("backend-process-start-page", MemfdFlags::CLOEXEC)?;
         rustix::fs::ftruncate(&fd, SIZE as u64)?;
-        Ok((StartPage::map(&fd)?, fd))
+        let page = StartPage::map(&fd)?;
+        // Until the worker starts its first request, it waits for one.
+        page.idle();
+        Ok((page, fd))
     }
 
     fn map(fd: &OwnedFd) -> io::Result<StartPage> {
@@ -178,6 +181,7 @@ mod tests {
         let again = StartPage::map(&fd).unwrap();
         drop(fd);
         assert_eq!(again.started(), 0);
+        assert_eq!(again.running_for(1_500), None, "a new page says idle");
         page.start(41, 1_000);
         assert_eq!(again.started(), 42);
         assert_eq!(again.running_for(1_500), Some(500));

@@ -360,10 +360,15 @@ impl Sched {
             return None;
         }
         let thief = &self.slots[i];
-        if thief.phase != Phase::Ready || thief.page.is_none() {
+        let now = crate::page::now_nanos();
+        // Not for a worker that is itself held up in a request (it could not run them soon).
+        let busy_for = thief.page.as_ref().map(|page| page.running_for(now));
+        if thief.phase != Phase::Ready
+            || busy_for.is_none()
+            || busy_for.flatten().unwrap_or(0) >= thief.held_up_after()
+        {
             return None;
         }
-        let now = crate::page::now_nanos();
         let mine = thief.backlog();
         let (j, held_up, theirs) = self
             .slots
