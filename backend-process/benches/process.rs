@@ -28,6 +28,14 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
+/// Rayon's pool, the peer, with as many threads as the process pool has workers.
+fn rayon_pool() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(cores())
+        .build()
+        .expect("rayon pool")
+}
+
 fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;
@@ -169,10 +177,7 @@ fn map_primes(c: &mut Criterion) {
         })
     });
 
-    let rayon = rayon::ThreadPoolBuilder::new()
-        .num_threads(cores())
-        .build()
-        .expect("rayon pool");
+    let rayon = rayon_pool();
     group.bench_function("rayon par_iter", |b| {
         b.iter(|| {
             rayon.install(|| {
@@ -208,10 +213,7 @@ fn map_straggler(c: &mut Criterion) {
         })
     });
 
-    let rayon = rayon::ThreadPoolBuilder::new()
-        .num_threads(cores())
-        .build()
-        .expect("rayon pool");
+    let rayon = rayon_pool();
     group.bench_function("rayon par_iter", |b| {
         b.iter(|| {
             rayon.install(|| {

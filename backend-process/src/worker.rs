@@ -308,11 +308,7 @@ impl Shared {
                         ids.push(given.id);
                     }
                     ids.reverse();
-                    let mut out = self.out.lock();
-                    let answer = ToParent::Withdrawn { ids };
-                    let sent =
-                        wire::write_frame(&mut out.stream, &answer, &[]).and_then(|()| out.flush());
-                    drop(out);
+                    let sent = self.answer(&ToParent::Withdrawn { ids });
                     drop(queue);
                     if let Err(e) = sent {
                         break Some(e);
@@ -330,14 +326,10 @@ impl Shared {
                     // withdrawn before it can learn that the worker ended (its start page then
                     // says a later request started, and everything before it would count as
                     // started).
-                    let mut out = self.out.lock();
-                    let answer = ToParent::Revoked {
+                    let sent = self.answer(&ToParent::Revoked {
                         id,
                         revoked: revoked.is_some(),
-                    };
-                    let sent =
-                        wire::write_frame(&mut out.stream, &answer, &[]).and_then(|()| out.flush());
-                    drop(out);
+                    });
                     drop(queue);
                     if let Err(e) = sent {
                         break Some(e);
@@ -346,6 +338,13 @@ impl Shared {
             }
         };
         self.close(error);
+    }
+
+    /// Writes `answer` (to a `Revoke` or a `Withdraw`) and flushes it, with what is held. Call
+    /// it holding the queue's lock: the answer must be in the pipe before the queue is let go.
+    fn answer(&self, answer: &ToParent) -> io::Result<()> {
+        let mut out = self.out.lock();
+        wire::write_frame(&mut out.stream, answer, &[]).and_then(|()| out.flush())
     }
 
     /// No more requests will come: the runner finishes what is queued, then ends.

@@ -176,6 +176,19 @@ struct Blocking {
     release: Mutex<mpsc::Receiver<bool>>,
 }
 
+impl Blocking {
+    /// The revoker, and the sender whose next value it answers with.
+    fn new() -> (Arc<Blocking>, mpsc::Sender<bool>) {
+        let (release, released) = mpsc::channel();
+        let revoker = Arc::new(Blocking {
+            calls: AtomicUsize::new(0),
+            entered: Barrier::new(2),
+            release: Mutex::new(released),
+        });
+        (revoker, release)
+    }
+}
+
 impl Revoker for Blocking {
     fn revoke(&self) -> bool {
         self.calls.fetch_add(1, SeqCst);
@@ -192,12 +205,7 @@ fn concurrent_cancels_agree_and_the_producer_is_asked_once() {
         let results = within_limit(move || {
             let (promise, future) = Promise::<u32>::new();
             let future = Arc::new(future);
-            let (release, released) = mpsc::channel();
-            let revoker = Arc::new(Blocking {
-                calls: AtomicUsize::new(0),
-                entered: Barrier::new(2),
-                release: Mutex::new(released),
-            });
+            let (revoker, release) = Blocking::new();
             assert!(promise.set_revoker(Arc::clone(&revoker) as Arc<dyn Revoker>));
             let start = Arc::new(Barrier::new(CANCELLERS));
             let handles: Vec<_> = (0..CANCELLERS)
@@ -458,12 +466,7 @@ fn taking_a_revoker_back_while_a_cancel_asks_it_fails_and_the_cancel_decides() {
         within_limit(move || {
             let (promise, future) = Promise::<u32>::new();
             let future = Arc::new(future);
-            let (release, released) = mpsc::channel();
-            let revoker = Arc::new(Blocking {
-                calls: AtomicUsize::new(0),
-                entered: Barrier::new(2),
-                release: Mutex::new(released),
-            });
+            let (revoker, release) = Blocking::new();
             assert!(promise.set_revoker(Arc::clone(&revoker) as Arc<dyn Revoker>));
             let canceller = {
                 let future = Arc::clone(&future);
