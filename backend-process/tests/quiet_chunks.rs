@@ -7,7 +7,9 @@
 //!   `terminate_workers` the running chunk fails and the ones sent ahead are cancelled;
 //! - a held response goes out within the hold's bound even while the worker is stuck in the next
 //!   chunk;
-//! - `sent_ahead()` and `stats().running` count a quiet chunk that runs as running.
+//! - `sent_ahead()` and `stats().running` count a quiet chunk that runs as running;
+//! - the chunks sent ahead to a worker held up in a long chunk go to the worker that ran out
+//!   (work stealing), each runs once, and the results come in order.
 
 mod support;
 
