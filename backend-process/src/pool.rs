@@ -115,8 +115,8 @@ pub(crate) struct SlotSched {
     pub(crate) served: usize,
     /// Its writer is parked on the slot's condvar.
     pub(crate) waiting: bool,
-    /// ... watching another worker that may be held up (see [`Sched::stall_watch`]), or after
-    /// a look that took nothing: not to be woken for another look, only for work.
+    /// Its writer is parked with a timeout, watching another worker that may be held up (see
+    /// [`Sched::stall_watch`]): it is woken for work only; the timeout brings the next look.
     pub(crate) watching: bool,
     /// How long its worker's chunks of `map` run, in ns: a running average (0: none ran yet).
     quiet_nanos: u64,
@@ -142,6 +142,35 @@ pub(crate) struct SlotSched {
 }
 
 impl SlotSched {
+    fn new(slot: Arc<Slot>) -> Self {
+        SlotSched {
+            slot,
+            phase: Phase::Starting,
+            in_flight: 0,
+            served: 0,
+            waiting: false,
+            watching: false,
+            quiet_nanos: 0,
+            page: None,
+            first_seq: 0,
+            withdrawn: 0,
+            withdrawn_ahead: Vec::new(),
+            giving_to: None,
+            gave_nothing_at: None,
+        }
+    }
+
+    /// A new worker is starting in this slot: what was counted of the last one goes (the
+    /// requests kept for it, `in_flight`, stay).
+    pub(crate) fn starting(&mut self) {
+        self.phase = Phase::Starting;
+        self.served = 0;
+        self.withdrawn = 0;
+        self.withdrawn_ahead.clear();
+        self.giving_to = None;
+        self.gave_nothing_at = None;
+    }
+
     /// The work its ready worker has queued, which the scheduler balances: the requests sent
     /// and not started where the worker has a start page, else those not answered. Counting the
     /// unanswered ones, a worker that held a batch of finished chunks' responses looked busier
@@ -360,15 +389,12 @@ impl Sched {
             return None;
         }
         let thief = &self.slots[i];
-        let now = crate::page::now_nanos();
-        // Not for a worker that is itself held up in a request (it could not run them soon).
-        let busy_for = thief.page.as_ref().map(|page| page.running_for(now));
-        if thief.phase != Phase::Ready
-            || busy_for.is_none()
-            || busy_for.flatten().unwrap_or(0) >= thief.held_up_after()
-        {
+        if thief.phase != Phase::Ready || thief.page.is_none() {
             return None;
         }
+        // (Whether the asker is itself held up cannot be told from here: its start page may
+        // still show the request whose answer prompted this look.)
+        let now = crate::page::now_nanos();
         let mine = thief.backlog();
         let (j, held_up, theirs) = self
             .slots
@@ -590,21 +616,7 @@ impl Inner {
             let spawn: Vec<Arc<Slot>> = (0..new)
                 .map(|_| {
                     let slot = Arc::new(Slot::new(sched.slots.len(), Arc::downgrade(self)));
-                    sched.slots.push(SlotSched {
-                        slot: Arc::clone(&slot),
-                        phase: Phase::Starting,
-                        in_flight: 0,
-                        served: 0,
-                        waiting: false,
-                        watching: false,
-                        quiet_nanos: 0,
-                        page: None,
-                        first_seq: 0,
-                        withdrawn: 0,
-                        withdrawn_ahead: Vec::new(),
-                        giving_to: None,
-                        gave_nothing_at: None,
-                    });
+                    sched.slots.push(SlotSched::new(Arc::clone(&slot)));
                     slot
                 })
                 .collect();
@@ -740,16 +752,20 @@ impl Inner {
     /// go to the front of the queue, in order; or, if the pool is stopping, broken or
     /// cancelling, they are cancelled or fail as queued requests would. Returns the slot they
     /// were taken for, to be fed first.
+    ///
+    /// `all_read`: the worker had read every request written to it, and none waited to be
+    /// written; only then does an empty answer mean it has none to give.
     pub(crate) fn given_back(
         &self,
         j: usize,
         seqs: Vec<u64>,
         back: Vec<Queued>,
+        all_read: bool,
     ) -> Option<Arc<Slot>> {
         let (thief, refused) = {
             let mut sched = self.sched.lock();
             let s = &mut sched.slots[j];
-            if seqs.is_empty() {
+            if seqs.is_empty() && all_read {
                 s.gave_nothing_at = s.page.as_ref().map(|page| page.started());
             }
             s.in_flight -= seqs.len();

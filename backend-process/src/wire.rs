@@ -72,8 +72,9 @@ pub(crate) enum ToParent {
     /// The answer to a [`ToWorker::Revoke`].
     Revoked { id: u64, revoked: bool },
     /// The answer to a [`ToWorker::Withdraw`]: the requests given back, in the order they were
-    /// sent (none, if the worker had started them all).
-    Withdrawn { ids: Vec<u64> },
+    /// sent (none, if the worker had started them all), and how many request frames it had
+    /// read (requests written after the `Withdraw` were not there to give).
+    Withdrawn { ids: Vec<u64>, read: u64 },
 }
 
 /// A task's failure, as it crosses back to the parent.

@@ -308,7 +308,8 @@ impl Shared {
                         ids.push(given.id);
                     }
                     ids.reverse();
-                    let sent = self.answer(&ToParent::Withdrawn { ids });
+                    let read = queue.read;
+                    let sent = self.answer(&ToParent::Withdrawn { ids, read });
                     drop(queue);
                     if let Err(e) = sent {
                         break Some(e);

@@ -319,14 +319,15 @@ impl Slot {
         true
     }
 
-    /// `Withdrawn { ids }`: the worker gave these requests back unstarted. Each leaves the slot;
-    /// one a `cancel()` is withdrawing (or asking about right now) is withdrawn for it, the rest
-    /// go back to the pool's queue. Returns the slot they were taken for, if they went back.
-    fn given_back(&self, pool: &Inner, ids: &[u64]) -> Option<Arc<Slot>> {
+    /// `Withdrawn { ids, read }`: the worker gave these requests back unstarted, having read
+    /// `read` request frames. Each leaves the slot; one a `cancel()` is withdrawing (or asking
+    /// about right now) is withdrawn for it, the rest go back to the pool's queue. Returns the
+    /// slot they were taken for, if they went back.
+    fn given_back(&self, pool: &Inner, ids: &[u64], read: u64) -> Option<Arc<Slot>> {
         let mut back = Vec::new();
         let mut withdrawn = Vec::new();
         let mut seqs = Vec::with_capacity(ids.len());
-        {
+        let all_read = {
             let mut state = self.state.lock();
             // The worker has read the `Withdraw`.
             state.unread = state.unread.saturating_sub(REVOKE_COST);
@@ -351,11 +352,14 @@ impl Slot {
                     });
                 }
             }
-        }
+            // A request taken for this worker before the `Withdraw` may have been written after
+            // it (or not yet): the worker could not give it, and may be asked again.
+            read == state.written && state.entries.iter().all(|e| e.progress != Progress::Unsent)
+        };
         for entry in withdrawn {
             entry.revoker.answer(true, Some(entry.job));
         }
-        pool.given_back(self.index, seqs, back)
+        pool.given_back(self.index, seqs, back, all_read)
     }
 
     /// [`SlotState::census`] of this slot.

@@ -60,9 +60,15 @@ pub(super) fn read(
             Ok((ToParent::Revoked { id, revoked }, _)) => {
                 freed |= slot.revoked(&pool, id, revoked);
             }
-            Ok((ToParent::Withdrawn { ids }, _)) => {
-                if let Some(thief) = slot.given_back(&pool, &ids) {
+            Ok((ToParent::Withdrawn { ids, read }, _)) => {
+                if let Some(thief) = slot.given_back(&pool, &ids, read) {
                     feed(&pool, &thief);
+                    if ids.is_empty() {
+                        // Nothing came back: the worker may not have had the requests it was
+                        // still being sent; the asker looks again (until an answer says the
+                        // worker had read them all and has none to give).
+                        let _ = pool.steal_for(thief.index);
+                    }
                 }
                 freed = true;
             }

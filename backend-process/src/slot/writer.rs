@@ -16,6 +16,10 @@ use crate::pool::{Inner, Phase, describe_exit};
 use crate::wire::{self, Items, ToParent, ToWorker};
 use crate::worker::{TEST_ENTRY, WORKER_ENV};
 
+/// How long a writer waits before it looks again at a worker that is held up, after a look
+/// that took nothing from it.
+const LOOK_AGAIN: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// What a slot's writer does next.
 enum Next {
     Send(Vec<Queued>),
@@ -110,8 +114,8 @@ fn fail_kept(pool: &Inner, slot: &Slot) {
 fn serve(pool: &Inner, slot: &Arc<Slot>, pid: u32) -> End {
     // Requests kept from a worker that died (`Replace`) go to this one first.
     write_unsent(slot);
-    // Whether the writer may park for a while to look at a worker that may be held up: not
-    // again right after a look that took nothing (until something else wakes it).
+    // Whether the last look took something (or there was none): if not, the next one waits
+    // `LOOK_AGAIN`.
     let mut watch = true;
     loop {
         let next = next(pool, slot, watch);
@@ -166,12 +170,15 @@ fn next(pool: &Inner, slot: &Slot, watch: bool) -> Next {
             sched.wake_writers(&pool.options);
             return Next::Send(taken);
         }
-        let look = if watch { sched.stall_watch(i) } else { None };
-        if look == Some(std::time::Duration::ZERO) {
-            return Next::Steal;
-        }
+        let look = match (watch, sched.stall_watch(i)) {
+            (true, Some(std::time::Duration::ZERO)) => return Next::Steal,
+            (true, look) => look,
+            // Right after a look that took nothing, the next one waits a while (a worker whose
+            // queue is not a chunk of `map` gives nothing, however often it is asked).
+            (false, look) => look.map(|after| after.max(LOOK_AGAIN)),
+        };
         sched.slots[i].waiting = true;
-        sched.slots[i].watching = !watch || look.is_some();
+        sched.slots[i].watching = look.is_some();
         let timed_out = match look {
             None => {
                 slot.wake.wait(&mut sched);
@@ -266,13 +273,7 @@ fn start_worker(
     let broken = |why: String| BrokenExecutor::new(BrokenKind::ProcessPool, why);
     {
         let mut sched = pool.sched.lock();
-        let s = &mut sched.slots[slot.index];
-        s.phase = Phase::Starting;
-        s.served = 0;
-        s.withdrawn = 0;
-        s.withdrawn_ahead.clear();
-        s.giving_to = None;
-        s.gave_nothing_at = None;
+        sched.slots[slot.index].starting();
     }
     let mut command = Command::new(&pool.program);
     // A test binary runs the worker entry test; any other binary's `main` calls `worker_main`
