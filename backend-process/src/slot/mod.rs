@@ -353,8 +353,14 @@ impl Slot {
                 }
             }
             // A request taken for this worker before the `Withdraw` may have been written after
-            // it (or not yet): the worker could not give it, and may be asked again.
-            read == state.written && state.entries.iter().all(|e| e.progress != Progress::Unsent)
+            // it, or not yet, or not even entered here (a writer takes requests from the queue
+            // under the pool's lock and enters them under this one after): the worker could not
+            // give it, and may be asked again. With both locks held, every request the pool
+            // counts as the slot's and that is not among its entries is such a one, or one
+            // answered whose count is not yet taken back (then asking again costs a look).
+            read == state.written
+                && state.entries.iter().all(|e| e.progress != Progress::Unsent)
+                && pool.sched.lock().slots[self.index].in_flight <= state.entries.len() + seqs.len()
         };
         for entry in withdrawn {
             entry.revoker.answer(true, Some(entry.job));
