@@ -63,8 +63,8 @@ pub(crate) struct Slot {
     pub(crate) index: usize,
     pool: Weak<Inner>,
     state: Mutex<SlotState>,
-    /// The worker's stdin; `None` while no worker is up and once closed. Taken before `state`
-    /// when both are needed.
+    /// The worker's stdin; `None` while no worker is up and once closed. Lock order where more
+    /// than one is held: `input`, then `state`, then the pool's `sched`.
     input: Mutex<Option<BufWriter<ChildStdin>>>,
     /// Wakes this slot's writer; always waited on with the pool's `sched` lock.
     pub(crate) wake: Condvar,
