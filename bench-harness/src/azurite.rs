@@ -5,8 +5,15 @@
 //! at the workspace root (where `.ci/run` installs it), else
 //! `target/azurite/node_modules/.bin/azurite-blob`, else the harness installs it there once with
 //! `npm install --no-save --prefix target/azurite azurite@3` (into a scratch folder first, then
-//! renamed into place, so concurrent runs never see half an install). Without Node.js or npm the
-//! error says what to install.
+//! renamed into place, so concurrent runs never see half an install).
+//!
+//! **Without Node.js** ([`AzureSetup::prepare`] answers [`SetupError::Unavailable`], and the
+//! scenario's rows are skipped, not failed): when the environment names no storage account,
+//! `$AZURITE_BLOB_BIN` is unset or empty, and `node` is not on `PATH` (Azurite runs on it, even
+//! when installed), or Azurite is not installed yet and `npm` is not on `PATH`. Both are looked
+//! up on `PATH` ([`find_program`]) without running anything. Every other problem (a
+//! `$AZURITE_BLOB_BIN` that does not exist, `npm install` failing, Azurite not starting, an upload
+//! failing) is [`SetupError::Failed`].
 //!
 //! **Starting it** ([`Azurite::start`]): the blob service only, on `127.0.0.1` at a port that
 //! was free a moment before, with in-memory persistence (`--inMemoryPersistence`), no access
@@ -31,9 +38,12 @@
 //! drop(azurite); // stopped and reaped
 //! ```
 
+use std::ffi::OsStr;
+use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -84,6 +94,74 @@ fn workspace_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// Where Azurite is looked for before npm installs it: the workspace's `node_modules` (where
+/// `.ci/run` installs it), then `target/azurite` (where the harness does).
+fn installed_candidates(root: &Path) -> [PathBuf; 2] {
+    [
+        root.join("node_modules/.bin/azurite-blob"),
+        root.join("target/azurite/node_modules/.bin/azurite-blob"),
+    ]
+}
+
+/// The first executable file named `program` in the directories of `search_path` (a `PATH`
+/// value, `:`-separated), as a program run by name would be found; `None` if there is none.
+/// Nothing is run. Empty entries are ignored, and so is a `program` containing a `/`.
+///
+/// ```
+/// use bench_harness::azurite::find_program;
+/// assert_eq!(find_program("sh", "/nonexistent:/bin".as_ref()), Some("/bin/sh".into()));
+/// assert_eq!(find_program("sh", "".as_ref()), None);
+/// assert_eq!(find_program("no-such-program-here", "/bin:/usr/bin".as_ref()), None);
+/// ```
+pub fn find_program(program: &str, search_path: &OsStr) -> Option<PathBuf> {
+    if program.is_empty() || program.contains('/') {
+        return None;
+    }
+    std::env::split_paths(search_path)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Whether `program` is on this process's `PATH` ([`find_program`]; an unset `PATH` has
+/// nothing on it).
+fn on_path(program: &str) -> bool {
+    find_program(program, &std::env::var_os("PATH").unwrap_or_default()).is_some()
+}
+
+/// Why the harness cannot start Azurite on this machine, if what it needs is missing: `node`
+/// (always: Azurite runs on it), or `npm` when Azurite is not installed yet. `None` when
+/// `$AZURITE_BLOB_BIN` names a program (whatever happens to it then is a failure).
+fn azurite_unavailable() -> Option<String> {
+    if std::env::var_os(AZURITE_BIN_ENV).is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    let or_else = format!(
+        "or set ${AZURITE_BIN_ENV} to an azurite-blob program, or name a storage account in \
+         ${CONTAINER_SAS_URL_ENV} or ${CONNECTION_STRING_ENV}"
+    );
+    if !on_path("node") {
+        return Some(format!(
+            "azure-blobs needs Node.js (for Azurite, the Azure Storage emulator), and `node` is \
+             not on PATH: install Node.js and npm (e.g. `apt-get install nodejs npm`), {or_else}"
+        ));
+    }
+    let installed = installed_candidates(&workspace_root())
+        .iter()
+        .any(|c| c.exists());
+    if !installed && !on_path("npm") {
+        return Some(format!(
+            "azure-blobs needs Azurite (the Azure Storage emulator), which is not installed, and \
+             `npm` to install it is not on PATH: install npm (e.g. `apt-get install npm`), or \
+             run `npm install --no-save {AZURITE_PACKAGE}` in the workspace, {or_else}"
+        ));
+    }
+    None
+}
+
 /// The `azurite-blob` program the harness will run: `$AZURITE_BLOB_BIN`, else the workspace's
 /// `node_modules/.bin/azurite-blob`, else `target/azurite/node_modules/.bin/azurite-blob`, else
 /// that one after installing it with npm. The error says what is missing and how to fix it.
@@ -106,11 +184,8 @@ pub fn find_azurite() -> Result<PathBuf, String> {
         };
     }
     let root = workspace_root();
-    let installed = root.join("target/azurite/node_modules/.bin/azurite-blob");
-    for candidate in [
-        root.join("node_modules/.bin/azurite-blob"),
-        installed.clone(),
-    ] {
+    let [workspace, installed] = installed_candidates(&root);
+    for candidate in [workspace, installed.clone()] {
         if candidate.exists() {
             return Ok(candidate);
         }
@@ -460,6 +535,53 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
+/// Why [`AzureSetup::prepare`] made no blob store. Displays as its message.
+///
+/// ```
+/// use bench_harness::azurite::SetupError;
+/// let e = SetupError::Unavailable("azure-blobs needs Node.js".into());
+/// assert_eq!(e.to_string(), "azure-blobs needs Node.js");
+/// assert!(matches!(SetupError::from("upload failed".to_string()), SetupError::Failed(_)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupError {
+    /// What the harness's own Azurite needs is missing on this machine (Node.js, or npm before
+    /// Azurite is installed), and nothing else was named: the scenario cannot run here, and is
+    /// skipped. The message says what is missing and how to get it.
+    Unavailable(String),
+    /// Anything else: a misconfiguration, an install, a start or an upload that failed. The
+    /// scenario's rows fail.
+    Failed(String),
+}
+
+impl SetupError {
+    /// The message, without the kind.
+    ///
+    /// ```
+    /// use bench_harness::azurite::SetupError;
+    /// assert_eq!(SetupError::Failed("upload failed".into()).message(), "upload failed");
+    /// ```
+    pub fn message(&self) -> &str {
+        match self {
+            SetupError::Unavailable(m) | SetupError::Failed(m) => m,
+        }
+    }
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+impl From<String> for SetupError {
+    fn from(message: String) -> SetupError {
+        SetupError::Failed(message)
+    }
+}
+
 /// The `azure-blobs` scenario's blob store, ready: the container with the images uploaded, and
 /// the Azurite that serves it (when the harness started one; it stops when this is dropped).
 #[derive(Debug)]
@@ -478,12 +600,17 @@ impl AzureSetup {
     /// `$AZURE_STORAGE_CONNECTION_STRING`), else in an Azurite started here; then uploads the
     /// images ([`upload_images`]). Not timed. The error says what failed and what to do.
     ///
+    /// It is [`SetupError::Unavailable`] (skip the scenario) when Azurite would be needed and
+    /// cannot run here: no account in the environment, `$AZURITE_BLOB_BIN` unset or empty, and
+    /// `node` not on `PATH` (or Azurite not installed yet and `npm` not on `PATH`). Anything
+    /// else that goes wrong is [`SetupError::Failed`].
+    ///
     /// ```no_run
     /// // Starts Azurite (or uses the account in the environment).
     /// let setup = bench_harness::azurite::AzureSetup::prepare(8, 64, 64).unwrap();
     /// assert_eq!(setup.container.blobs.len(), 8);
     /// ```
-    pub fn prepare(images: usize, width: u32, height: u32) -> Result<AzureSetup, String> {
+    pub fn prepare(images: usize, width: u32, height: u32) -> Result<AzureSetup, SetupError> {
         let (target, azurite, source) = match AzureTarget::from_env()? {
             Some(target) => {
                 let source = if std::env::var_os(CONTAINER_SAS_URL_ENV).is_some() {
@@ -494,6 +621,9 @@ impl AzureSetup {
                 (target, None, format!("${source}"))
             }
             None => {
+                if let Some(why) = azurite_unavailable() {
+                    return Err(SetupError::Unavailable(why));
+                }
                 let azurite = Azurite::start()?;
                 let target = AzureTarget::emulator(&azurite.blob_endpoint());
                 (
@@ -504,10 +634,10 @@ impl AzureSetup {
             }
         };
         if target.is_https() && !TLS {
-            return Err(format!(
+            return Err(SetupError::Failed(format!(
                 "{target} ({source}) is https, and this build has no TLS: rebuild with \
                  `--features azure-tls` (cargo run --release -p bench-harness --features azure-tls)"
-            ));
+            )));
         }
         let place = format!("{target} ({source})");
         let container = upload_images(&target, images, width, height)?;
@@ -516,5 +646,54 @@ impl AzureSetup {
             place,
             azurite,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_file(path: &Path, mode: u32) {
+        std::fs::write(path, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn find_program_finds_an_executable_file_on_the_path() {
+        let empty = tempfile::tempdir().unwrap();
+        let bin = tempfile::tempdir().unwrap();
+        let node = bin.path().join("node");
+        write_file(&node, 0o755);
+        let path = std::env::join_paths([empty.path(), bin.path()]).unwrap();
+        assert_eq!(find_program("node", &path), Some(node));
+        assert_eq!(find_program("npm", &path), None);
+    }
+
+    #[test]
+    fn find_program_skips_a_file_that_is_not_executable_and_a_directory() {
+        let first = tempfile::tempdir().unwrap();
+        let second = tempfile::tempdir().unwrap();
+        write_file(&first.path().join("node"), 0o644);
+        std::fs::create_dir(second.path().join("node")).unwrap();
+        let path = std::env::join_paths([first.path(), second.path()]).unwrap();
+        assert_eq!(find_program("node", &path), None);
+        // An executable one further on is found.
+        let third = tempfile::tempdir().unwrap();
+        write_file(&third.path().join("node"), 0o700);
+        let path = std::env::join_paths([first.path(), second.path(), third.path()]).unwrap();
+        assert_eq!(find_program("node", &path), Some(third.path().join("node")));
+    }
+
+    #[test]
+    fn find_program_finds_nothing_on_an_empty_path() {
+        assert_eq!(find_program("node", OsStr::new("")), None);
+        assert_eq!(find_program("sh", OsStr::new("")), None);
+        assert_eq!(find_program("sh", OsStr::new("::")), None);
+    }
+
+    #[test]
+    fn find_program_takes_names_not_paths() {
+        assert_eq!(find_program("bin/sh", OsStr::new("/")), None);
+        assert_eq!(find_program("", OsStr::new("/bin")), None);
     }
 }

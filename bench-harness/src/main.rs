@@ -103,7 +103,7 @@ Environment:
   BENCH_HARNESS_PYTHON             the Python for CPython side by side (default: python3)
   AZURITE_BLOB_BIN                 the azurite-blob program for azure-blobs (default: the
                                    workspace's node_modules, else installed with npm into
-                                   target/azurite)
+                                   target/azurite; without Node.js, azure-blobs is skipped)
   BENCH_AZURE_CONTAINER_SAS_URL    run azure-blobs in this container (a SAS URL allowing read,
                                    write, create, list) instead of Azurite
   AZURE_STORAGE_CONNECTION_STRING  run azure-blobs in this account (container bench-harness)
@@ -191,7 +191,20 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
     for path in written.paths() {
         eprintln!("wrote {}", path.display());
     }
-    let failed: Vec<_> = records.iter().filter(|r| !r.check_passed()).collect();
+    // Skipped rows (a scenario this machine cannot run) are said once per scenario and do not
+    // fail the run.
+    let mut skipped: Vec<(&str, &str)> = Vec::new();
+    for r in &records {
+        if let Some(why) = r.skip_reason()
+            && !skipped.iter().any(|(s, w)| *s == r.scenario && *w == why)
+        {
+            skipped.push((&r.scenario, why));
+        }
+    }
+    for (scenario, why) in &skipped {
+        eprintln!("SKIPPED {scenario}: {why}");
+    }
+    let failed: Vec<_> = records.iter().filter(|r| r.failed()).collect();
     if failed.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {

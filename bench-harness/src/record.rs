@@ -109,7 +109,8 @@ pub struct Record {
     pub vs_cpython: Option<f64>,
     /// Tasks that failed (error or panic) in the last run; a fault scenario expects some.
     pub failed_tasks: usize,
-    /// `"ok"`, or what did not match the scenario's expectations.
+    /// `"ok"`, or what did not match the scenario's expectations; for a
+    /// [`skipped`](Record::skipped) row, `"skipped: "` and why.
     pub check: String,
     /// `map` chose the chunk size from measured task cost (the matrix said `auto`); then
     /// [`chunksize`](Record::chunksize) is `None` and the choice is in
@@ -121,6 +122,22 @@ pub struct Record {
     /// finished.
     #[serde(default)]
     pub chunksize_chosen: Option<usize>,
+    /// The row was not run because something it needs is missing on this machine (the
+    /// `azure-blobs` scenario without Node.js for Azurite); [`check`](Record::check) says what
+    /// and how to get it. A skipped row has no times, is neither passed nor
+    /// [`failed`](Record::failed), and does not fail a run. `false` in files written before
+    /// rows could be skipped.
+    ///
+    /// ```
+    /// use bench_harness::Record;
+    /// let line = serde_json::to_string(&Record::example()).unwrap();
+    /// assert!(line.contains("\"skipped\":false"));
+    /// let old = line.replace(",\"skipped\":false", "");
+    /// let back: Record = serde_json::from_str(&old).unwrap();
+    /// assert!(!back.skipped);
+    /// ```
+    #[serde(default)]
+    pub skipped: bool,
 }
 
 impl Record {
@@ -134,6 +151,35 @@ impl Record {
     /// ```
     pub fn check_passed(&self) -> bool {
         self.check == "ok"
+    }
+
+    /// Whether the row failed: its check did not pass and it was not
+    /// [`skipped`](Record::skipped). What makes a run exit non-zero.
+    ///
+    /// ```
+    /// use bench_harness::Record;
+    /// let wrong = Record { check: "expected 5 primes, got 4".into(), ..Record::example() };
+    /// assert!(wrong.failed());
+    /// let skipped = Record { check: "skipped: no Node.js".into(), skipped: true, ..Record::example() };
+    /// assert!(!skipped.failed() && !skipped.check_passed());
+    /// assert!(!Record::example().failed());
+    /// ```
+    pub fn failed(&self) -> bool {
+        !self.check_passed() && !self.skipped
+    }
+
+    /// Why a [`skipped`](Record::skipped) row was skipped: its check without the leading
+    /// `"skipped: "`; `None` for a row that was not skipped.
+    ///
+    /// ```
+    /// use bench_harness::Record;
+    /// let skipped = Record { check: "skipped: no Node.js".into(), skipped: true, ..Record::example() };
+    /// assert_eq!(skipped.skip_reason(), Some("no Node.js"));
+    /// assert_eq!(Record::example().skip_reason(), None);
+    /// ```
+    pub fn skip_reason(&self) -> Option<&str> {
+        self.skipped
+            .then(|| self.check.strip_prefix("skipped: ").unwrap_or(&self.check))
     }
 
     /// The key that identifies "the same measurement" across two runs (for `compare`). An
@@ -210,6 +256,37 @@ impl Record {
             check: "ok".into(),
             chunksize_auto: false,
             chunksize_chosen: None,
+            skipped: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_without_skipped_reads_as_not_skipped() {
+        let mut value = serde_json::to_value(Record::example()).unwrap();
+        assert!(value.as_object_mut().unwrap().remove("skipped").is_some());
+        let back: Record = serde_json::from_value(value).unwrap();
+        assert_eq!(back, Record::example());
+        assert!(!back.skipped && !back.failed());
+    }
+
+    #[test]
+    fn a_skipped_row_round_trips_and_is_neither_passed_nor_failed() {
+        let skipped = Record {
+            check: "skipped: azure-blobs needs Node.js".into(),
+            skipped: true,
+            median_s: f64::NAN,
+            ..Record::example()
+        };
+        let line = serde_json::to_string(&skipped).unwrap();
+        assert!(line.contains("\"skipped\":true"), "{line}");
+        let back: Record = serde_json::from_str(&line).unwrap();
+        assert!(back.skipped && back.median_s.is_nan());
+        assert!(!back.check_passed() && !back.failed());
+        assert_eq!(back.skip_reason(), Some("azure-blobs needs Node.js"));
     }
 }

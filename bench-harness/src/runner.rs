@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::{Backend, Chunking, Point, RunEnv, RunError, RunOutput, Scenario, Tally, Workload};
 
 use crate::Record;
-use crate::azurite::AzureSetup;
+use crate::azurite::{AzureSetup, SetupError};
 use crate::cpython::{Python, PythonExecutor, python_uses_map};
 use crate::server::BlobServer;
 
@@ -154,6 +154,10 @@ fn points_of(scenario: &Scenario, backend: Backend) -> Vec<Option<Point>> {
 /// Runs every scenario under `options`, calling `on_record` with each row as soon as it is
 /// measured (so a sink can write it before the next row starts). Returns every record.
 ///
+/// A scenario that cannot run on this machine (`azure-blobs` without Node.js for Azurite; see
+/// [`AzureSetup::prepare`]) still gives one record per row, [`skipped`](Record::skipped), with
+/// the reason in its check; a set-up that failed gives failed rows saying why.
+///
 /// ```
 /// let s = scenarios::Scenario::parse("t.yaml", "
 /// name: t
@@ -231,8 +235,10 @@ pub fn run(
         let mut env = RunEnv::new(server.as_ref().map(BlobServer::base_url));
         // The azure-blobs set-up (not timed): Azurite or the account in the environment, and
         // the images uploaded. `_azure` keeps the harness's Azurite running until the
-        // scenario's last row, and stops it when dropped (however this iteration ends).
-        let (_azure, setup_failed) = match &scenario.workload {
+        // scenario's last row, and stops it when dropped (however this iteration ends). Without
+        // it every row says why instead: skipped where Azurite cannot run on this machine
+        // (no Node.js), failed otherwise.
+        let (_azure, no_setup) = match &scenario.workload {
             Workload::AzureBlobs {
                 images,
                 width,
@@ -250,7 +256,13 @@ pub fn run(
                         env = env.with_azure(setup.container.clone());
                         (Some(setup), None)
                     }
-                    Err(e) => (None, Some(format!("{} set-up failed: {e}", scenario.name))),
+                    Err(SetupError::Unavailable(why)) => {
+                        (None, Some((format!("skipped: {why}"), true)))
+                    }
+                    Err(SetupError::Failed(why)) => (
+                        None,
+                        Some((format!("{} set-up failed: {why}", scenario.name), false)),
+                    ),
                 }
             }
             _ => (None, None),
@@ -269,8 +281,8 @@ pub fn run(
                         p.max_workers, p.chunksize
                     ))
                 ));
-                let mut record = match (python.as_ref(), point, &setup_failed) {
-                    (_, _, Some(why)) => {
+                let mut record = match (python.as_ref(), point, &no_setup) {
+                    (_, _, Some((why, skipped))) => {
                         // Nothing to run against: every row says why, and the run goes on.
                         bar.inc((scenario.warmup + scenario.repeats) as u64);
                         let uses_map = if backend.is_cpython() {
@@ -281,6 +293,7 @@ pub fn run(
                         };
                         let mut record = blank_record(scenario, *backend, point, uses_map);
                         record.check = why.clone();
+                        record.skipped = *skipped;
                         record
                     }
                     (Some(python), Some(point), None) if backend.is_cpython() => {
@@ -528,6 +541,7 @@ fn blank_record(
         vs_cpython: None,
         failed_tasks: 0,
         check: "ok".into(),
+        skipped: false,
     }
 }
 

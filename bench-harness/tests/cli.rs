@@ -225,6 +225,8 @@ fn no_cpython_skips_python() {
     assert!(records.iter().all(|r| !r.backend.starts_with("cpython")));
 }
 
+/// A `$AZURITE_BLOB_BIN` that does not exist is a configuration error: the rows fail (unlike a
+/// machine without Node.js, where they are skipped).
 #[test]
 fn without_azurite_the_azure_rows_fail_saying_why_and_the_run_carries_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -258,6 +260,92 @@ fn without_azurite_the_azure_rows_fail_saying_why_and_the_run_carries_on() {
     let records = read_jsonl(&dir.path().join("res/results.jsonl")).unwrap();
     let (azure, rest): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.scenario == "azure-blobs");
     assert_eq!(azure.len(), 4, "one failed row per backend");
-    assert!(azure.iter().all(|r| r.check.contains("set-up failed")));
+    assert!(
+        azure
+            .iter()
+            .all(|r| r.check.contains("set-up failed") && r.failed() && !r.skipped)
+    );
     assert!(!rest.is_empty() && rest.iter().all(|r| r.check_passed()));
+    assert!(!stderr.contains("SKIPPED"), "{stderr}");
+}
+
+/// On a machine without Node.js (no `node`, no `npm` on PATH) and nothing else named, the
+/// azure-blobs rows are skipped, saying what to install, and the run succeeds. This holds even
+/// where Azurite is installed in the workspace (as `.ci/run` does): it cannot run without node.
+#[test]
+fn without_node_the_azure_rows_are_skipped_saying_why_and_the_run_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    // A PATH with nothing on it: the harness needs nothing from PATH for `overhead` (the
+    // process pool runs this same binary by its path).
+    let bin = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bench-harness"))
+        .args([
+            "run",
+            "azure-blobs",
+            "overhead",
+            "--quick",
+            "--no-cpython",
+            "--out",
+            "res",
+        ])
+        .env("PATH", bin.path())
+        .env_remove(bench_harness::azurite::AZURITE_BIN_ENV)
+        .env_remove(scenarios::azure::CONTAINER_SAS_URL_ENV)
+        .env_remove(scenarios::azure::CONNECTION_STRING_ENV)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let skipped_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("SKIPPED"))
+        .collect();
+    assert_eq!(
+        skipped_lines.len(),
+        1,
+        "once per scenario, not per row: {stderr}"
+    );
+    assert!(
+        skipped_lines[0].starts_with("SKIPPED azure-blobs: azure-blobs needs Node.js"),
+        "{stderr}"
+    );
+    assert!(
+        skipped_lines[0].contains("apt-get install nodejs npm"),
+        "{stderr}"
+    );
+    assert!(skipped_lines[0].contains("$AZURITE_BLOB_BIN"), "{stderr}");
+    assert!(!stderr.contains("FAILED"), "{stderr}");
+    assert!(
+        !stderr.contains("installing"),
+        "npm was not tried: {stderr}"
+    );
+
+    let res = dir.path().join("res");
+    let records = read_jsonl(&res.join("results.jsonl")).unwrap();
+    let (azure, rest): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.scenario == "azure-blobs");
+    assert_eq!(azure.len(), 4, "one skipped row per backend");
+    for r in &azure {
+        assert!(r.skipped && !r.failed() && !r.check_passed(), "{r:?}");
+        assert!(
+            r.check.starts_with("skipped: azure-blobs needs Node.js"),
+            "{r:?}"
+        );
+        assert!(r.median_s.is_nan() && r.repeats == 0, "{r:?}");
+    }
+    assert!(!rest.is_empty() && rest.iter().all(|r| r.check_passed() && !r.skipped));
+
+    let md = std::fs::read_to_string(res.join("results.md")).unwrap();
+    let summary = md.lines().nth(2).unwrap();
+    assert!(
+        summary.ends_with("every check that ran passed; 4 rows skipped."),
+        "{summary}"
+    );
+    assert!(!md.contains("failed"), "{md}");
+    assert!(
+        md.contains("- skipped: `azure-blobs` (4 rows): azure-blobs needs Node.js"),
+        "{md}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("skipped: azure-blobs needs"), "{stdout}");
 }

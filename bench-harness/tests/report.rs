@@ -39,6 +39,7 @@ fn row(
         check: "ok".into(),
         chunksize_auto: false,
         chunksize_chosen: None,
+        skipped: false,
     }
 }
 
@@ -227,6 +228,7 @@ fn csv_has_the_header_at_once_and_parses_back() {
             "check",
             "chunksize_auto",
             "chunksize_chosen",
+            "skipped",
         ]
     );
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -852,21 +854,23 @@ fn auto_rows_round_trip_through_jsonl_and_csv() {
         rows
     );
 
-    // CSV: `auto` in the chunksize column, the new columns last (old positions unchanged).
+    // CSV: `auto` in the chunksize column, the new columns after the old ones (old positions
+    // unchanged; `skipped` came later still).
     let mut reader = csv::Reader::from_path(dir.path().join("results.csv")).unwrap();
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(header[4], "chunksize");
     assert_eq!(
-        header[header.len() - 2..],
-        ["chunksize_auto", "chunksize_chosen"]
+        header[header.len() - 3..],
+        ["chunksize_auto", "chunksize_chosen", "skipped"]
     );
+    let (auto_col, chosen_col) = (header.len() - 3, header.len() - 2);
     let cells: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     let auto: Vec<&csv::StringRecord> = cells.iter().filter(|c| &c[4] == "auto").collect();
     assert_eq!(auto.len(), 3);
     assert_eq!(&auto[0][2], "threads");
-    assert_eq!(&auto[0][header.len() - 2], "true");
-    assert_eq!(&auto[0][header.len() - 1], "1250");
-    assert_eq!(&auto[2][header.len() - 1], "", "no size chosen");
+    assert_eq!(&auto[0][auto_col], "true");
+    assert_eq!(&auto[0][chosen_col], "1250");
+    assert_eq!(&auto[2][chosen_col], "", "no size chosen");
     assert!(cells.iter().all(|c| c.len() == header.len()));
     let mut reader = csv::Reader::from_path(dir.path().join("results.csv")).unwrap();
     let back: Vec<Record> = reader.deserialize().map(Result::unwrap).collect();
@@ -885,6 +889,7 @@ fn results_written_before_auto_still_read_and_compare() {
         let object = value.as_object_mut().unwrap();
         assert!(object.remove("chunksize_auto").is_some());
         assert!(object.remove("chunksize_chosen").is_some());
+        assert!(object.remove("skipped").is_some()); // later still
         text.push_str(&format!("{value}\n"));
     }
     fs::write(&path, text).unwrap();
@@ -980,4 +985,93 @@ fn auto_alone_or_beside_one_fixed_size_still_charts() {
         texts.iter().any(|t| t.contains("chunksize auto (300)")),
         "{texts:?}"
     );
+}
+
+/// A row of `scenario` on `backend` that was skipped, as the harness writes it: no times.
+fn skipped_row(scenario: &str, backend: &str, workers: Option<usize>) -> Record {
+    Record {
+        repeats: 0,
+        median_s: f64::NAN,
+        min_s: f64::NAN,
+        max_s: f64::NAN,
+        per_task_us: f64::NAN,
+        speedup: None,
+        ideal_s: None,
+        efficiency: None,
+        check: "skipped: azure-blobs needs Node.js (for Azurite)".into(),
+        skipped: true,
+        ..row(scenario, backend, workers, None, 1.0, 1.0)
+    }
+}
+
+#[test]
+fn skipped_rows_are_written_read_back_and_reported_apart_from_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = vec![row("primes", "serial", None, None, 1.0, 1.0)];
+    rows.push(skipped_row("azure-blobs", "serial", None));
+    for w in [2, 4] {
+        rows.push(skipped_row("azure-blobs", "threads", Some(w)));
+    }
+    let mut sink = ResultSink::create(dir.path()).unwrap();
+    for r in &rows {
+        sink.push(r).unwrap();
+    }
+    let written = sink.finish().unwrap();
+
+    // JSON lines: the flag, no times (null), and back as they were.
+    let jsonl = fs::read_to_string(&written.jsonl).unwrap();
+    let values: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(values[0]["skipped"], false);
+    assert_eq!(values[1]["skipped"], true);
+    assert_eq!(values[1]["median_s"], serde_json::Value::Null);
+    let back = report::read_jsonl(&written.jsonl).unwrap();
+    assert_eq!(back.len(), rows.len());
+    assert!(back[1..].iter().all(|r| r.skipped && !r.failed()));
+    assert_eq!(back[1].check, rows[1].check);
+
+    // CSV: the last column.
+    let mut reader = csv::Reader::from_path(&written.csv).unwrap();
+    let header = reader.headers().unwrap().clone();
+    assert_eq!(&header[header.len() - 1], "skipped");
+    let cells: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(&cells[0][header.len() - 1], "false");
+    assert_eq!(&cells[1][header.len() - 1], "true");
+
+    // Markdown: counted apart, the reason once, nothing failed.
+    let md = fs::read_to_string(&written.markdown).unwrap();
+    let summary = md.lines().nth(2).unwrap();
+    assert_eq!(
+        summary,
+        "4 rows in 2 scenarios; every check that ran passed; 3 rows skipped."
+    );
+    assert_eq!(
+        md.matches("azure-blobs needs Node.js").count(),
+        2 + 3,
+        "the summary and the section say it once each, plus the three rows' check cells:\n{md}"
+    );
+    assert!(md.contains("- skipped: `azure-blobs` (3 rows): azure-blobs needs Node.js"));
+    assert!(!md.contains("failed"), "{md}");
+
+    // Charts: nothing to draw for the skipped scenario, no failure drawn.
+    assert!(
+        written
+            .charts
+            .iter()
+            .all(|c| !c.ends_with("azure-blobs-workers.svg"))
+    );
+    assert!(!dir.path().join("azure-blobs-workers.svg").exists());
+    assert!(!dir.path().join("azure-blobs.svg").exists());
+
+    // The terminal table shows why.
+    let table = report::table(&back);
+    assert!(table.contains("skipped: azure-blobs needs"), "{table}");
+
+    // A failure beside them is still one.
+    let mut with_failure = back.clone();
+    with_failure[0].check = "expected 5 primes, got 4".into();
+    let md = report::markdown(&with_failure);
+    assert!(md.contains("**1 check failed**; 3 rows skipped."), "{md}");
 }

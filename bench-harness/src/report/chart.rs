@@ -184,7 +184,8 @@ pub(crate) fn plan(records: &[Record]) -> Vec<Planned> {
 /// Each chart has a title, axis labels with units, gridlines and a legend; every series has its
 /// own colour and marker (a backend keeps its colour across charts where it has one line).
 /// Scenario names are made file-name safe (lowercase letters, digits and `-`; names that
-/// collide get `-2`, `-3`...). Rows with non-finite or non-positive times are left out.
+/// collide get `-2`, `-3`...). Rows with non-finite or non-positive times are left out, and so
+/// are [skipped](Record::skipped) rows; a scenario left with no row to draw gets no chart.
 ///
 /// ```
 /// use bench_harness::{report, Record};
@@ -225,11 +226,13 @@ pub fn charts(records: &[Record], dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-/// A row the charts can place: finite, positive times.
+/// A row the charts can place: not skipped, finite, positive times. (A failed row with times
+/// is drawn, marked `check failed`; a skipped one has no times, and is no failure either.)
 fn usable(r: &Record) -> bool {
-    [r.median_s, r.min_s, r.max_s]
-        .iter()
-        .all(|v| v.is_finite() && *v > 0.0)
+    !r.skipped
+        && [r.median_s, r.min_s, r.max_s]
+            .iter()
+            .all(|v| v.is_finite() && *v > 0.0)
 }
 
 /// How many distinct `Some` values.

@@ -175,6 +175,11 @@ impl Comparison {
 /// no ratio, and only a broken check makes a regression. Rows found in only one run are listed
 /// apart ([`Comparison::only_in_old`], [`Comparison::only_in_new`]) and are not regressions.
 ///
+/// A [skipped](Record::skipped) row is no measurement: it is left out before matching, as if
+/// absent from its run. So a row skipped in one run and measured in the other is listed as
+/// only in the run that measured it, one skipped in both is not listed at all, and neither is
+/// ever a regression (nor a broken check).
+///
 /// ```
 /// use bench_harness::{report, Record};
 /// let old = vec![Record::example()];
@@ -183,9 +188,15 @@ impl Comparison {
 /// assert_eq!(cmp.regressions(), 1);
 /// assert!(cmp.to_string().contains("REGRESSION"));
 /// assert_eq!(report::compare(&old, &new, 0.25).regressions(), 0);
+///
+/// let skipped = Record { check: "skipped: no Node.js".into(), skipped: true, ..Record::example() };
+/// let cmp = report::compare(&old, &[skipped], 0.10);
+/// assert_eq!((cmp.regressions(), cmp.only_in_old().len(), cmp.only_in_new().len()), (0, 1, 0));
 /// ```
 pub fn compare(old: &[Record], new: &[Record], threshold: f64) -> Comparison {
     let threshold = threshold.max(0.0); // f64::max ignores NaN
+    let old: Vec<&Record> = old.iter().filter(|r| !r.skipped).collect();
+    let new = new.iter().filter(|r| !r.skipped);
     let mut used = vec![false; old.len()];
     let mut changes = Vec::new();
     let mut only_new = Vec::new();
@@ -200,7 +211,7 @@ pub fn compare(old: &[Record], new: &[Record], threshold: f64) -> Comparison {
             continue;
         };
         used[i] = true;
-        let o = &old[i];
+        let o = old[i];
         let ratio = (o.median_s.is_finite() && o.median_s > 0.0 && n.median_s.is_finite())
             .then(|| n.median_s / o.median_s);
         let slower = ratio.is_some_and(|r| r > 1.0 + threshold);
@@ -227,7 +238,7 @@ pub fn compare(old: &[Record], new: &[Record], threshold: f64) -> Comparison {
         .iter()
         .zip(&used)
         .filter(|(_, used)| !**used)
-        .map(|(o, _)| o.clone())
+        .map(|(o, _)| (*o).clone())
         .collect();
     Comparison {
         threshold,
@@ -317,5 +328,51 @@ impl fmt::Display for Comparison {
             },
             (self.threshold * 1000.0).round() / 10.0,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skipped() -> Record {
+        Record {
+            check: "skipped: azure-blobs needs Node.js".into(),
+            skipped: true,
+            median_s: f64::NAN,
+            min_s: f64::NAN,
+            max_s: f64::NAN,
+            per_task_us: f64::NAN,
+            speedup: None,
+            ..Record::example()
+        }
+    }
+
+    #[test]
+    fn a_skipped_row_is_never_a_regression_but_counts_as_absent() {
+        let measured = Record::example();
+        // Measured before, skipped now: only in old, not a broken check.
+        let cmp = compare(std::slice::from_ref(&measured), &[skipped()], 0.10);
+        assert_eq!(cmp.regressions(), 0);
+        assert!(cmp.changes().is_empty());
+        assert_eq!(cmp.only_in_old(), std::slice::from_ref(&measured));
+        assert!(cmp.only_in_new().is_empty());
+        // Skipped before, measured now: only in new.
+        let cmp = compare(&[skipped()], std::slice::from_ref(&measured), 0.10);
+        assert_eq!(cmp.regressions(), 0);
+        assert_eq!(cmp.only_in_new(), std::slice::from_ref(&measured));
+        assert!(cmp.only_in_old().is_empty());
+        // Skipped in both: not listed at all.
+        let cmp = compare(&[skipped()], &[skipped()], 0.10);
+        assert_eq!(cmp.regressions(), 0);
+        assert!(cmp.changes().is_empty() && cmp.only_in_old().is_empty());
+        assert!(cmp.only_in_new().is_empty());
+        // A skipped row does not take the place of a measured one with the same key.
+        let slow = Record {
+            median_s: 1.0,
+            ..Record::example()
+        };
+        let cmp = compare(&[skipped(), measured], &[slow], 0.10);
+        assert_eq!(cmp.regressions(), 1, "the measured rows still match");
     }
 }

@@ -22,7 +22,9 @@ const MARKDOWN: &str = "results.md";
 ///
 /// Both row files have one field (column) per [`Record`] field. An automatic chunk size is
 /// `"chunksize": null` in the JSON and `auto` in the CSV's `chunksize` column; both also have
-/// `chunksize_auto` and `chunksize_chosen` (the CSV's last two columns).
+/// `chunksize_auto` and `chunksize_chosen`, then `skipped` (`true` for a
+/// [skipped](Record::skipped) row), the CSV's last three columns: new columns go last, so
+/// older columns keep their positions.
 ///
 /// ```
 /// use bench_harness::{report::ResultSink, Record};

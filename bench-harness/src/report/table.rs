@@ -58,7 +58,9 @@ pub fn table(records: &[Record]) -> String {
     table.to_string()
 }
 
-/// The results as a GitHub-flavoured Markdown report: a summary, then one `## scenario`
+/// The results as a GitHub-flavoured Markdown report: a summary (the failed checks, one line
+/// each; the [skipped](Record::skipped) rows counted apart, with their reason once per
+/// scenario, and not as failures), then one `## scenario`
 /// section per scenario (in first-seen order) with a line on where the speedup's serial
 /// baseline and the ideal come from, and a pipe table with the same columns as [`table`]
 /// (check messages whole, on one line; characters Markdown reads as markup, such as `|`, `*`
@@ -78,6 +80,11 @@ pub fn table(records: &[Record]) -> String {
 /// assert!(md.contains("\n## primes\n"));
 /// assert!(md.contains("\n## io-fanout\n"));
 /// assert!(md.contains("| primes | threads | 2 | 1 | - | 6 | 120 ms |"));
+///
+/// let skipped = Record { check: "skipped: no Node.js".into(), skipped: true, ..Record::example() };
+/// let md = bench_harness::report::markdown(&[Record::example(), skipped]);
+/// assert!(md.contains("every check that ran passed; 1 row skipped."), "{md}");
+/// assert!(md.contains("- skipped: `primes` (1 row): no Node.js"), "{md}");
 /// ```
 pub fn markdown(records: &[Record]) -> String {
     render_markdown(records, &[])
@@ -105,22 +112,50 @@ fn render_markdown(records: &[Record], charts: &[(String, String, String)]) -> S
     let mut out = String::new();
     let groups = by_scenario(records);
     out.push_str("# Benchmark results\n\n");
-    let failed: Vec<&Record> = records.iter().filter(|r| !r.check_passed()).collect();
+    let failed: Vec<&Record> = records.iter().filter(|r| r.failed()).collect();
+    let skipped = records.iter().filter(|r| r.skipped).count();
     let _ = writeln!(
         out,
-        "{} {} in {} {}; {}.",
+        "{} {} in {} {}; {}{}.",
         records.len(),
         plural(records.len(), "row", "rows"),
         groups.len(),
         plural(groups.len(), "scenario", "scenarios"),
-        match failed.len() {
-            0 => "every check passed".to_string(),
-            1 => "**1 check failed**".to_string(),
-            n => format!("**{n} checks failed**"),
+        match (failed.len(), skipped) {
+            (0, 0) => "every check passed".to_string(),
+            (0, _) => "every check that ran passed".to_string(),
+            (1, _) => "**1 check failed**".to_string(),
+            (n, _) => format!("**{n} checks failed**"),
+        },
+        match skipped {
+            0 => String::new(),
+            n => format!("; {n} {} skipped", plural(n, "row", "rows")),
         }
     );
     for r in &failed {
         let _ = writeln!(out, "- {}: {}", code(&r.key()), escape(&r.check));
+    }
+    // Why rows were skipped: once per scenario (and reason), not per row.
+    let mut reasons: Vec<(&str, &str, usize)> = Vec::new();
+    for r in records {
+        if let Some(why) = r.skip_reason() {
+            match reasons
+                .iter_mut()
+                .find(|(s, w, _)| *s == r.scenario && *w == why)
+            {
+                Some((_, _, n)) => *n += 1,
+                None => reasons.push((&r.scenario, why, 1)),
+            }
+        }
+    }
+    for (scenario, why, n) in &reasons {
+        let _ = writeln!(
+            out,
+            "- skipped: {} ({n} {}): {}",
+            code(scenario),
+            plural(*n, "row", "rows"),
+            escape(why)
+        );
     }
     out.push('\n');
     out.push_str(
@@ -143,6 +178,14 @@ fn render_markdown(records: &[Record], charts: &[(String, String, String)]) -> S
     for (scenario, rows) in groups {
         let _ = write!(out, "\n## {}\n\n", escape(scenario));
         let _ = writeln!(out, "{}\n", describe_scenario(&rows));
+        for (_, why, n) in reasons.iter().filter(|(s, _, _)| *s == scenario) {
+            let _ = writeln!(
+                out,
+                "Skipped ({n} {}, not run on this machine): {}\n",
+                plural(*n, "row", "rows"),
+                escape(why)
+            );
+        }
         let _ = writeln!(out, "{}\n", baseline_line(&rows));
         let _ = writeln!(out, "{}\n", ideal_line(&rows));
 
@@ -178,9 +221,13 @@ fn describe_scenario(rows: &[&Record]) -> String {
     )
 }
 
-/// Where the speedup's baseline comes from.
+/// Where the speedup's baseline comes from (a `serial` row with no time, failed or skipped, is
+/// none).
 fn baseline_line(rows: &[&Record]) -> String {
-    match rows.iter().find(|r| r.backend == "serial") {
+    match rows
+        .iter()
+        .find(|r| r.backend == "serial" && r.median_s.is_finite())
+    {
         Some(serial) => format!(
             "Baseline: the `serial` row (median {}, {} per task), the same tasks run one after \
              another on the calling thread; speedup = {} ÷ median.",
