@@ -225,12 +225,11 @@ fn no_cpython_skips_python() {
     assert!(records.iter().all(|r| !r.backend.starts_with("cpython")));
 }
 
-/// A `$AZURITE_BLOB_BIN` that does not exist is a configuration error: the rows fail (unlike a
-/// machine without Node.js, where they are skipped).
-#[test]
-fn without_azurite_the_azure_rows_fail_saying_why_and_the_run_carries_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bench-harness"))
+/// Runs `run azure-blobs overhead --quick --no-cpython --out res` in `dir`, with no storage
+/// account in the environment and what `configure` adds.
+fn azure_and_overhead(dir: &Path, configure: impl FnOnce(&mut Command) -> &mut Command) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bench-harness"));
+    command
         .args([
             "run",
             "azure-blobs",
@@ -240,15 +239,23 @@ fn without_azurite_the_azure_rows_fail_saying_why_and_the_run_carries_on() {
             "--out",
             "res",
         ])
-        .env(
+        .env_remove(scenarios::azure::CONTAINER_SAS_URL_ENV)
+        .env_remove(scenarios::azure::CONNECTION_STRING_ENV)
+        .current_dir(dir);
+    configure(&mut command).output().unwrap()
+}
+
+/// A `$AZURITE_BLOB_BIN` that does not exist is a configuration error: the rows fail (unlike a
+/// machine without Node.js, where they are skipped).
+#[test]
+fn without_azurite_the_azure_rows_fail_saying_why_and_the_run_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = azure_and_overhead(dir.path(), |c| {
+        c.env(
             bench_harness::azurite::AZURITE_BIN_ENV,
             "/nonexistent/azurite-blob",
         )
-        .env_remove(scenarios::azure::CONTAINER_SAS_URL_ENV)
-        .env_remove(scenarios::azure::CONNECTION_STRING_ENV)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    });
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -278,23 +285,10 @@ fn without_node_the_azure_rows_are_skipped_saying_why_and_the_run_succeeds() {
     // A PATH with nothing on it: the harness needs nothing from PATH for `overhead` (the
     // process pool runs this same binary by its path).
     let bin = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bench-harness"))
-        .args([
-            "run",
-            "azure-blobs",
-            "overhead",
-            "--quick",
-            "--no-cpython",
-            "--out",
-            "res",
-        ])
-        .env("PATH", bin.path())
-        .env_remove(bench_harness::azurite::AZURITE_BIN_ENV)
-        .env_remove(scenarios::azure::CONTAINER_SAS_URL_ENV)
-        .env_remove(scenarios::azure::CONNECTION_STRING_ENV)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = azure_and_overhead(dir.path(), |c| {
+        c.env("PATH", bin.path())
+            .env_remove(bench_harness::azurite::AZURITE_BIN_ENV)
+    });
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let skipped_lines: Vec<&str> = stderr
