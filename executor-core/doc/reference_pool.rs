@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use executor_core::{
-    Batch, Executor, FutureHandle, InlineJob, PoolId, Promise, RejectReason, Shutdown, ShutdownOptions,
-    SubmitError, Task,
+    Batch, Executor, FutureHandle, InlineJob, PoolId, Promise, RejectReason, Shutdown,
+    ShutdownOptions, SubmitError, Task,
 };
 use parking_lot::{Condvar, Mutex};
 
