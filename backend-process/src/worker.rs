@@ -74,10 +74,10 @@ pub fn worker_main() {
 ///
 /// In a `map` of short chunks, responses usually go back before this, when the requests still
 /// queued are as many as those held (see `Asks`): the bound matters at the end of a `map`, and
-/// where it is reached first, as 1 ms was, about every other time: each time the reader thread
-/// woke on its timer and took the core from the runner. At 3 ms that stopped (the readers' wake-ups
-/// per 11 ms `map` of 200k `is_prime` items at chunksize 256 fell from about 19 to 16), and the
-/// `map` took 1.5–2 % less (median, in turns in one process; `backend-process/README.md`).
+/// wherever it is reached first. At 1 ms that happened a few times a `map`, each time waking the
+/// reader thread on its timer, which took the core from the runner; at 3 ms the reader's wake-ups
+/// per 11 ms `map` of 200k `is_prime` items at chunksize 256 fell from about 19 to 16, and the
+/// `map` took 1.4–2 % less (median, in turns in one process; `backend-process/README.md`).
 pub(crate) const HOLD: Duration = Duration::from_millis(3);
 
 /// A response is held only if its request ran shorter than this (wall time, so preemption
