@@ -45,9 +45,10 @@
 //! pool.submit(|| 1); // a closure has no stable name and cannot be serialized
 //! ```
 //!
-//! Workers talk to the pool only over their own stdin and stdout pipes (a task's prints go to
-//! stderr), so nothing another user could connect to exists; a worker whose parent dies is
-//! killed with it.
+//! Workers talk to the pool only over their own stdin and stdout pipes, so nothing another user
+//! could connect to exists; a worker whose parent dies is killed with it. The pipes are the
+//! protocol's alone: a task's prints go to stderr, and its stdin is empty (`/dev/null`), so that
+//! neither the task nor a program it starts can read the requests.
 #![deny(missing_docs)]
 #![deny(unsafe_code)] // allowed in `page` and `sched` alone
 

@@ -1,8 +1,8 @@
 //! The worker side: the user's own binary, re-executed by the pool (rule L4).
 //!
-//! Two threads: a reader that moves request frames from stdin into a local queue and answers
-//! `Revoke` frames at once, and the runner (the main thread) that takes requests from the queue
-//! one by one. Both sides of "start it or revoke it" take the request out of that queue under
+//! Two threads: a reader that moves request frames from the parent's pipe (the original stdin;
+//! the task's own stdin is `/dev/null`) into a local queue and answers `Revoke` frames at once,
+//! and the runner (the main thread) that takes requests from the queue one by one. Both sides of "start it or revoke it" take the request out of that queue under
 //! its lock, so exactly one of them gets it (rule L13). The runner records the start in the
 //! [start page](crate::page) (and, for a loud request, writes `Started`, flushed before the task
 //! runs), runs the chunk, and writes `Response`: at once, or, for a chunk of `map` the parent
@@ -101,6 +101,13 @@ fn serve() -> io::Result<()> {
     // so that a process a task starts cannot hold the parent's end of the stream open.
     let protocol = rustix::io::fcntl_dupfd_cloexec(io::stdout(), 0).map_err(io::Error::from)?;
     rustix::stdio::dup2_stdout(io::stderr()).map_err(io::Error::from)?;
+    // Likewise the requests come in on a close-on-exec copy of stdin, and the task's own stdin
+    // is empty: a task that reads it, or a program it starts that inherits it, gets the end of
+    // input at once, instead of blocking on the pipe or taking requests out of it (which lost
+    // them and hung the pool).
+    let requests =
+        File::from(rustix::io::fcntl_dupfd_cloexec(io::stdin(), 0).map_err(io::Error::from)?);
+    rustix::stdio::dup2_stdin(File::open("/dev/null")?).map_err(io::Error::from)?;
     let mut out = BufWriter::with_capacity(wire::PIPE_BUFFER, File::from(protocol));
     std::panic::set_hook(Box::new(|info| {
         let trace = std::backtrace::Backtrace::force_capture().to_string();
@@ -127,7 +134,7 @@ fn serve() -> io::Result<()> {
         let shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("backend-process-worker-reader".into())
-            .spawn(move || shared.read_requests())?
+            .spawn(move || shared.read_requests(requests))?
     };
     let served = shared.run_requests();
     if served.is_ok() {
@@ -256,10 +263,10 @@ struct Queued {
 }
 
 impl Shared {
-    /// The reader thread: queues requests, answers revokes at once (even while a task runs).
-    fn read_requests(&self) {
+    /// The reader thread: queues the requests that come in on `requests` (the parent's pipe),
+    /// answers revokes at once (even while a task runs).
+    fn read_requests(&self, requests: File) {
         crate::sched::prefer_short_slices();
-        let stdin = io::stdin();
         let timer = match self.out.lock().timer.try_clone() {
             Ok(timer) => timer,
             Err(e) => {
@@ -267,10 +274,10 @@ impl Shared {
                 return;
             }
         };
-        let mut input = BufReader::with_capacity(wire::PIPE_BUFFER, stdin.lock());
+        let mut input = BufReader::with_capacity(wire::PIPE_BUFFER, &requests);
         let error = loop {
             if input.buffer().is_empty() {
-                if let Err(e) = self.await_input(&stdin, &timer) {
+                if let Err(e) = self.await_input(&requests, &timer) {
                     break Some(e);
                 }
             }
@@ -364,13 +371,14 @@ impl Shared {
         self.queued.notify_one();
     }
 
-    /// Waits until stdin has something to read (or has ended). When the runner's hold timer
-    /// fires meanwhile, sends the responses it holds, so that none waits longer than [`HOLD`].
-    fn await_input(&self, stdin: &io::Stdin, timer: &OwnedFd) -> io::Result<()> {
+    /// Waits until `requests` has something to read (or has ended). When the runner's hold
+    /// timer fires meanwhile, sends the responses it holds, so that none waits longer than
+    /// [`HOLD`].
+    fn await_input(&self, requests: &File, timer: &OwnedFd) -> io::Result<()> {
         use rustix::event::{PollFd, PollFlags};
         loop {
             let mut fds = [
-                PollFd::new(stdin, PollFlags::IN),
+                PollFd::new(requests, PollFlags::IN),
                 PollFd::new(timer, PollFlags::IN),
             ];
             match rustix::event::poll(&mut fds, None) {
