@@ -2,8 +2,9 @@
 //!
 //! Two threads: a reader that moves request frames from the parent's pipe (the original stdin;
 //! the task's own stdin is `/dev/null`) into a local queue and answers `Revoke` frames at once,
-//! and the runner (the main thread) that takes requests from the queue one by one. Both sides of "start it or revoke it" take the request out of that queue under
-//! its lock, so exactly one of them gets it (rule L13). The runner records the start in the
+//! and the runner (the main thread) that takes requests from the queue one by one. Both sides of
+//! "start it or revoke it" take the request out of that queue under its lock, so exactly one of
+//! them gets it (rule L13). The runner records the start in the
 //! [start page](crate::page) (and, for a loud request, writes `Started`, flushed before the task
 //! runs), runs the chunk, and writes `Response`: at once, or, for a chunk of `map` the parent
 //! lets it hold, possibly with the next ones, in one write, held at most [`HOLD`] (a timer the
