@@ -4,7 +4,7 @@
 //! slice (about 1.5 ms on two cores) before a task it woke may run, unless the woken task asks for
 //! a shorter slice (6.12+). Without the request, a parent reader woken by a worker's batch of
 //! responses often waited that long, and the worker it should refill ran out of requests
-//! (measured: a few times per `map`; with the request, almost never; `backend-process/README.md`).
+//! (measured: a few times per `map`; with the request, almost never; `backend-process/PERFORMANCE.md`).
 //! On kernels without custom slices the request is ignored or refused, and nothing changes.
 
 // `sched_setattr` has no safe wrapper in `std` or `rustix`.

@@ -78,7 +78,7 @@ pub fn worker_main() {
 /// wherever it is reached first. At 1 ms that happened a few times a `map`, each time waking the
 /// reader thread on its timer, which took the core from the runner; at 3 ms the reader's wake-ups
 /// per 11 ms `map` of 200k `is_prime` items at chunksize 256 fell from about 19 to 16, and the
-/// `map` took 1.4–2 % less (median, in turns in one process; `backend-process/README.md`).
+/// `map` took 1.4–2 % less (median, in turns in one process; `backend-process/PERFORMANCE.md`).
 pub(crate) const HOLD: Duration = Duration::from_millis(3);
 
 /// A response is held only if its request ran shorter than this (wall time, so preemption
