@@ -50,10 +50,11 @@
 //! protocol's alone: a task's prints go to stderr, and its stdin is empty (`/dev/null`), so that
 //! neither the task nor a program it starts can read the requests.
 #![deny(missing_docs)]
-#![deny(unsafe_code)] // allowed in `page` and `sched` alone
+#![deny(unsafe_code)] // allowed in `inherit`, `page` and `sched` alone
 
 mod builder;
 mod codec;
+mod inherit;
 mod job;
 mod page;
 mod pool;

@@ -18,21 +18,20 @@
 //! alive), so it costs no descriptor. Where the system cannot make one, the pool falls back to
 //! telling everything through the pipe.
 
-// The mapping and the descriptor passed across `exec` need `unsafe`; this module is the only
-// place in the crate that uses it.
+// The mapping needs `unsafe`.
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::OwnedFd;
 use std::process::Command;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::MemfdFlags;
-use rustix::io::FdFlags;
 use rustix::mm::{MapFlags, ProtFlags};
+
+use crate::inherit;
 
 /// Set in a worker's environment when it has a start page: the descriptor's number.
 const PAGE_ENV: &str = "BACKEND_PROCESS_START_PAGE";
@@ -95,41 +94,18 @@ impl StartPage {
         Ok(StartPage { words })
     }
 
-    /// Lets `command`'s process inherit the page `fd` made by [`StartPage::create`]: the
-    /// descriptor stays open across `exec` in the child only, and the environment names it. Keep
-    /// `fd` open until `spawn` has returned.
+    /// Lets `command`'s process inherit the page `fd` made by [`StartPage::create`] (see
+    /// [`inherit::pass_to`]). Keep `fd` open until `spawn` has returned.
     pub(crate) fn pass_to(fd: &OwnedFd, command: &mut Command) {
-        let raw: RawFd = fd.as_raw_fd();
-        command.env(PAGE_ENV, raw.to_string());
-        // SAFETY: the closure runs in the forked child, before `exec`, where only
-        // async-signal-safe calls are allowed: it makes one `fcntl` system call and allocates
-        // nothing (its error is a plain errno). The descriptor is open in the child, inherited
-        // from this process, where the caller keeps `fd` open at least until `spawn` returns.
-        unsafe {
-            command.pre_exec(move || {
-                // SAFETY: see above: `raw` is open in this (child) process.
-                let fd = BorrowedFd::borrow_raw(raw);
-                rustix::io::fcntl_setfd(fd, FdFlags::empty())?;
-                Ok(())
-            });
-        }
+        inherit::pass_to(fd, PAGE_ENV, command);
     }
 
-    /// The page the parent passed to this worker, if it passed one (the worker's side).
+    /// The page the parent passed to this worker, if it passed one (the worker's side). Call it
+    /// only in `worker_main`, before the worker starts any thread.
     pub(crate) fn inherited() -> Option<io::Result<StartPage>> {
-        let raw: RawFd = std::env::var(PAGE_ENV).ok()?.parse().ok()?;
-        // The variable is not for this worker's own children.
-        // SAFETY: no other thread of this process reads or writes the environment meanwhile:
-        // `worker_main` calls this before it starts any thread, and it runs first thing in
-        // `main` (in a test binary, the worker entry test runs alone, `--test-threads=1`, while
-        // the harness's main thread only waits for it).
-        unsafe { std::env::remove_var(PAGE_ENV) };
-        // SAFETY: the parent passed this descriptor open (see `pass_to`), and nothing else in
-        // this process knows of it, so this is its only owner.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // Mapped, the page needs no descriptor: it is closed here (so no process a task starts
         // inherits it either).
-        Some(StartPage::map(&fd))
+        Some(inherit::inherited(PAGE_ENV)?.and_then(|fd| StartPage::map(&fd)))
     }
 
     fn words(&self) -> &[AtomicU64; 2] {

@@ -95,7 +95,7 @@ impl WireError {
     }
 }
 
-fn too_large(len: usize) -> io::Error {
+pub(crate) fn too_large(len: usize) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("frame of {len} bytes exceeds the {MAX_FRAME}-byte limit"),

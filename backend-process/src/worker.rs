@@ -1,25 +1,29 @@
 //! The worker side: the user's own binary, re-executed by the pool (rule L4).
 //!
-//! Two threads: a reader that moves request frames from the parent's pipe (the original stdin;
-//! the task's own stdin is `/dev/null`) into a local queue and answers `Revoke` frames at once,
-//! and the runner (the main thread) that takes requests from the queue one by one. Both sides of
-//! "start it or revoke it" take the request out of that queue under its lock, so exactly one of
-//! them gets it (rule L13). The runner records the start in the
+//! Two threads share a local queue of requests. The runner (the main thread) reads the parent's
+//! request pipe (the original stdin; the task's own stdin is `/dev/null`) itself, between
+//! requests: when its queue runs dry (then it waits on the pipe), and before it decides whether
+//! held responses go back. So a busy worker is not woken for each batch of requests the parent
+//! sends ahead. The reader thread sleeps on the worker's *doorbell*, a second pipe the parent
+//! rings after a `Revoke` or a `Withdraw` (which must be answered even while a task runs) and
+//! whenever the request pipe is full: it then reads the request pipe at once, under the same
+//! lock. Both sides of "start it or revoke it" take the request out of the queue under its lock,
+//! so exactly one of them gets it (rule L13). The runner records the start in the
 //! [start page](crate::page) (and, for a loud request, writes `Started`, flushed before the task
 //! runs), runs the chunk, and writes `Response`: at once, or, for a chunk of `map` the parent
 //! lets it hold, possibly with the next ones, in one write, held at most [`HOLD`] (a timer the
-//! runner arms when it starts holding wakes the reader to send them). Everything goes out
+//! runner arms when it starts holding wakes the reader thread to send them). Everything goes out
 //! whenever the queue runs dry.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter};
+use std::io::{self, BufWriter};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use crate::page::StartPage;
 use crate::registry;
@@ -27,6 +31,9 @@ use crate::wire::{self, MAGIC, ToParent, ToWorker};
 
 /// Set in a worker's environment; its value is the parent's pid.
 pub(crate) const WORKER_ENV: &str = "BACKEND_PROCESS_WORKER";
+
+/// Names the descriptor of a worker's doorbell (the read end of a pipe) in its environment.
+pub(crate) const DOORBELL_ENV: &str = "BACKEND_PROCESS_DOORBELL";
 
 /// The name of the test that [`test_worker!`](crate::test_worker) defines, which the pool asks a
 /// test binary to run when it re-executes it as a worker.
@@ -85,8 +92,8 @@ pub(crate) const HOLD: Duration = Duration::from_millis(3);
 /// counts: at 100 µs, a chunk of 20 µs that was preempted went back in a write of its own).
 const HOLD_SHORTER_THAN: Duration = Duration::from_micros(500);
 
-/// Serves the parent until it closes stdin: a reader thread queues requests and answers revokes;
-/// this thread runs the queue in order.
+/// Serves the parent until it closes stdin: this thread runs the requests in order, reading them
+/// from the pipe as it goes; a reader thread answers the doorbell and the hold timer.
 fn serve() -> io::Result<()> {
     // If the parent dies, so does the worker (rule L10).
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
@@ -98,6 +105,8 @@ fn serve() -> io::Result<()> {
         )));
     }
     let page = StartPage::inherited().transpose()?;
+    let doorbell = crate::inherit::inherited(DOORBELL_ENV)
+        .ok_or_else(|| io::Error::other("the parent passed no doorbell"))??;
     // The protocol gets the original stdout; the task's own prints go to stderr. Close-on-exec,
     // so that a process a task starts cannot hold the parent's end of the stream open.
     let protocol = rustix::io::fcntl_dupfd_cloexec(io::stdout(), 0).map_err(io::Error::from)?;
@@ -105,10 +114,10 @@ fn serve() -> io::Result<()> {
     // Likewise the requests come in on a close-on-exec copy of stdin, and the task's own stdin
     // is empty: a task that reads it, or a program it starts that inherits it, gets the end of
     // input at once, instead of blocking on the pipe or taking requests out of it (which lost
-    // them and hung the pool).
-    let requests =
-        File::from(rustix::io::fcntl_dupfd_cloexec(io::stdin(), 0).map_err(io::Error::from)?);
+    // them and hung the pool). Non-blocking: each read takes what is there (see `Shared::pull`).
+    let requests = rustix::io::fcntl_dupfd_cloexec(io::stdin(), 0).map_err(io::Error::from)?;
     rustix::stdio::dup2_stdin(File::open("/dev/null")?).map_err(io::Error::from)?;
+    rustix::fs::fcntl_setfl(&requests, rustix::fs::OFlags::NONBLOCK).map_err(io::Error::from)?;
     let mut out = BufWriter::with_capacity(wire::PIPE_BUFFER, File::from(protocol));
     std::panic::set_hook(Box::new(|info| {
         let trace = std::backtrace::Backtrace::force_capture().to_string();
@@ -121,9 +130,15 @@ fn serve() -> io::Result<()> {
         rustix::time::TimerfdFlags::CLOEXEC | rustix::time::TimerfdFlags::NONBLOCK,
     )
     .map_err(io::Error::from)?;
+    let nudge = rustix::event::eventfd(
+        0,
+        rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+    )
+    .map_err(io::Error::from)?;
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
-        queued: Condvar::new(),
+        requests,
+        nudge,
         out: Mutex::new(Output {
             stream: out,
             held: 0,
@@ -135,11 +150,11 @@ fn serve() -> io::Result<()> {
         let shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("backend-process-worker-reader".into())
-            .spawn(move || shared.read_requests(requests))?
+            .spawn(move || shared.answer_doorbell(doorbell))?
     };
     let served = shared.run_requests();
     if served.is_ok() {
-        // The reader has seen the end of stdin (the queue closed); it ends at once.
+        // The parent closed stdin, and the doorbell with it: the reader ends at once.
         let _ = reader.join();
     }
     served?;
@@ -152,8 +167,11 @@ fn serve() -> io::Result<()> {
 /// What the two threads of a worker share.
 struct Shared {
     queue: Mutex<Queue>,
-    /// Signalled when a request is queued or the queue closes.
-    queued: Condvar,
+    /// The parent's request pipe (non-blocking), read only under the queue's lock.
+    requests: OwnedFd,
+    /// An eventfd the reader thread signals when it queued requests (or the queue closed) while
+    /// the runner waits on the pipe: the reader may have taken what woke it.
+    nudge: OwnedFd,
     /// The protocol stream. Both threads write whole frames under this lock. Lock order:
     /// `queue`, then `out`.
     out: Mutex<Output>,
@@ -240,17 +258,27 @@ impl Asks {
 }
 
 /// Requests received and not started, in order. Taking one out of here is the worker's atomic
-/// decision between "start it" (the runner pops it) and "revoke it" (the reader removes it).
+/// decision between "start it" (the runner pops it) and "revoke it" (a `Revoke` removes it).
 #[derive(Default)]
 struct Queue {
     requests: VecDeque<Queued>,
+    /// Bytes read from the request pipe and not yet taken as frames (the start of the next one).
+    inbox: Vec<u8>,
     /// Request frames read so far: the next one's sequence number.
     read: u64,
     /// Requests queued or running whose responses may be held.
     holding: usize,
+    /// The runner waits on the request pipe and the nudge (see `Shared::nudge`).
+    waiting: bool,
     /// The parent closed stdin (or sent nonsense): no more requests will come.
     closed: bool,
     error: Option<io::Error>,
+}
+
+/// The length of the frame that `bytes` begins with, once its length prefix is there.
+fn frame_len(bytes: &[u8]) -> Option<usize> {
+    let prefix: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+    Some(u32::from_le_bytes(prefix) as usize)
 }
 
 /// A request frame as received: its id, its place among the requests read, how it is answered,
@@ -264,96 +292,182 @@ struct Queued {
 }
 
 impl Shared {
-    /// The reader thread: queues the requests that come in on `requests` (the parent's pipe),
-    /// answers revokes at once (even while a task runs).
-    fn read_requests(&self, requests: File) {
+    /// Reads what the request pipe holds, without waiting, and takes every whole frame in it:
+    /// requests join the queue, revokes and withdrawals are answered at once. At the end of the
+    /// stream (or on nonsense) the queue closes. Called with the queue's lock held, by either
+    /// thread; the caller wakes the runner if it needs to.
+    fn pull(&self, queue: &mut Queue) {
+        use rustix::io::Errno;
+        if queue.closed {
+            return;
+        }
+        let ended = loop {
+            // Room for what a pipe holds at once, and for the whole of a frame begun.
+            let pending = frame_len(&queue.inbox)
+                .filter(|&len| len <= wire::MAX_FRAME)
+                .map_or(0, |len| len + 4);
+            let room = wire::PIPE_BUFFER.max(pending.saturating_sub(queue.inbox.len()));
+            queue.inbox.reserve(room);
+            let spare = queue.inbox.capacity() - queue.inbox.len();
+            match rustix::io::read(
+                &self.requests,
+                rustix::buffer::spare_capacity(&mut queue.inbox),
+            ) {
+                Ok(0) => break None,
+                // Filled: there may be more.
+                Ok(n) if n == spare => {}
+                Ok(_) | Err(Errno::AGAIN) => break Some(Ok(())),
+                Err(Errno::INTR) => {}
+                Err(e) => break Some(Err(io::Error::from(e))),
+            }
+        };
+        let taken = self.take_frames(queue);
+        let error = match (ended, taken) {
+            (_, Err(e)) | (Some(Err(e)), _) => Some(e),
+            (Some(Ok(())), Ok(())) => return,
+            // The end of the stream: clean only between frames.
+            (None, Ok(())) if queue.inbox.is_empty() => None,
+            (None, Ok(())) => Some(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the request stream ended inside a frame",
+            )),
+        };
+        queue.closed = true;
+        queue.error = error;
+    }
+
+    /// Takes the whole frames at the start of the queue's inbox.
+    fn take_frames(&self, queue: &mut Queue) -> io::Result<()> {
+        let mut at = 0;
+        let result = loop {
+            let rest = &queue.inbox[at..];
+            let Some(len) = frame_len(rest) else {
+                break Ok(());
+            };
+            if len > wire::MAX_FRAME {
+                break Err(wire::too_large(len));
+            }
+            let Some(frame) = rest.get(4..4 + len) else {
+                break Ok(());
+            };
+            let frame = frame.to_vec();
+            at += 4 + len;
+            if let Err(e) = self.take_frame(queue, frame) {
+                break Err(e);
+            }
+        };
+        queue.inbox.drain(..at);
+        if queue.inbox.is_empty() && queue.inbox.capacity() > 4 * wire::PIPE_BUFFER {
+            // After a large frame: back to the usual size.
+            queue.inbox = Vec::new();
+        }
+        result
+    }
+
+    /// A whole frame from the parent.
+    fn take_frame(&self, queue: &mut Queue, frame: Vec<u8>) -> io::Result<()> {
+        match wire::split::<ToWorker<'_>>(&frame)?.0 {
+            ToWorker::Request {
+                id, quiet, hold, ..
+            } => {
+                let seq = queue.read;
+                queue.read += 1;
+                queue.holding += usize::from(hold);
+                queue.requests.push_back(Queued {
+                    id,
+                    seq,
+                    quiet,
+                    hold,
+                    frame,
+                });
+                Ok(())
+            }
+            ToWorker::Withdraw { count } => {
+                // The last chunks of `map` queued, as many as asked for; the answer goes out
+                // before the queue is let go, as a `Revoked` does (see below).
+                let mut ids = Vec::new();
+                while ids.len() < count as usize && queue.requests.back().is_some_and(|q| q.quiet) {
+                    let given = queue.requests.pop_back().expect("checked just now");
+                    queue.holding -= usize::from(given.hold);
+                    ids.push(given.id);
+                }
+                ids.reverse();
+                let read = queue.read;
+                self.answer(&ToParent::Withdrawn { ids, read })
+            }
+            ToWorker::Revoke { id } => {
+                let at = queue.requests.iter().position(|q| q.id == id);
+                let revoked = at.and_then(|at| queue.requests.remove(at));
+                if revoked.as_ref().is_some_and(|q| q.hold) {
+                    queue.holding -= 1;
+                }
+                // The answer is in the pipe before the queue is let go: so once the runner may
+                // start a later request, the parent is sure to read that this one was withdrawn
+                // before it can learn that the worker ended (its start page then says a later
+                // request started, and everything before it would count as started).
+                self.answer(&ToParent::Revoked {
+                    id,
+                    revoked: revoked.is_some(),
+                })
+            }
+        }
+    }
+
+    /// The reader thread: sleeps on the doorbell and the hold timer. When the parent rings, it
+    /// reads the request pipe at once (the runner may be in a long task), so that a `Revoke` or
+    /// a `Withdraw` is answered and a full pipe emptied; when the timer fires, it sends the
+    /// responses held. Ends when the parent closes the doorbell.
+    fn answer_doorbell(&self, doorbell: OwnedFd) {
+        use rustix::event::{PollFd, PollFlags};
         crate::sched::prefer_short_slices();
         let timer = match self.out.lock().timer.try_clone() {
             Ok(timer) => timer,
             Err(e) => {
-                self.close(Some(e));
+                self.close(e);
                 return;
             }
         };
-        let mut input = BufReader::with_capacity(wire::PIPE_BUFFER, &requests);
-        let error = loop {
-            if input.buffer().is_empty() {
-                if let Err(e) = self.await_input(&requests, &timer) {
-                    break Some(e);
-                }
+        loop {
+            let mut fds = [
+                PollFd::new(&doorbell, PollFlags::IN),
+                PollFd::new(&timer, PollFlags::IN),
+            ];
+            match rustix::event::poll(&mut fds, None) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return self.close(e.into()),
             }
-            let mut frame = Vec::new();
-            match wire::read_frame(&mut input, &mut frame) {
-                Ok(true) => {}
-                Ok(false) => break None,
-                Err(e) => break Some(e),
-            }
-            let header = match wire::split::<ToWorker<'_>>(&frame) {
-                Ok((header, _)) => header,
-                Err(e) => break Some(e),
-            };
-            match header {
-                ToWorker::Request {
-                    id, quiet, hold, ..
-                } => {
-                    let mut queue = self.queue.lock();
-                    let seq = queue.read;
-                    queue.read += 1;
-                    queue.holding += usize::from(hold);
-                    queue.requests.push_back(Queued {
-                        id,
-                        seq,
-                        quiet,
-                        hold,
-                        frame,
-                    });
-                    drop(queue);
-                    self.queued.notify_one();
-                }
-                ToWorker::Withdraw { count } => {
-                    // The last chunks of `map` queued, as many as asked for; the answer goes
-                    // out before the queue is let go, as a `Revoked` does (see below).
-                    let mut queue = self.queue.lock();
-                    let mut ids = Vec::new();
-                    while ids.len() < count as usize
-                        && queue.requests.back().is_some_and(|q| q.quiet)
-                    {
-                        let given = queue.requests.pop_back().expect("checked just now");
-                        queue.holding -= usize::from(given.hold);
-                        ids.push(given.id);
-                    }
-                    ids.reverse();
-                    let read = queue.read;
-                    let sent = self.answer(&ToParent::Withdrawn { ids, read });
-                    drop(queue);
-                    if let Err(e) = sent {
-                        break Some(e);
-                    }
-                }
-                ToWorker::Revoke { id } => {
-                    let mut queue = self.queue.lock();
-                    let at = queue.requests.iter().position(|q| q.id == id);
-                    let revoked = at.and_then(|at| queue.requests.remove(at));
-                    if revoked.as_ref().is_some_and(|q| q.hold) {
-                        queue.holding -= 1;
-                    }
-                    // The answer is in the pipe before the queue is let go: so once the runner
-                    // may start a later request, the parent is sure to read that this one was
-                    // withdrawn before it can learn that the worker ended (its start page then
-                    // says a later request started, and everything before it would count as
-                    // started).
-                    let sent = self.answer(&ToParent::Revoked {
-                        id,
-                        revoked: revoked.is_some(),
-                    });
-                    drop(queue);
-                    if let Err(e) = sent {
-                        break Some(e);
+            let rung = !fds[0].revents().is_empty();
+            if !fds[1].revents().is_empty() {
+                // Consume the expiry (the runner may have disarmed it since: then nothing is
+                // there, and the read fails with `EAGAIN`, which is fine).
+                let _ = rustix::io::read(&timer, &mut [0u8; 8]);
+                let mut out = self.out.lock();
+                if out.held > 0 {
+                    if let Err(e) = out.flush() {
+                        drop(out);
+                        return self.close(e);
                     }
                 }
             }
-        };
-        self.close(error);
+            if rung {
+                match rustix::io::read(&doorbell, &mut [0u8; 64]) {
+                    // The parent closed it (with stdin): nothing more to answer.
+                    Ok(0) => return,
+                    Ok(_) | Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
+                    Err(e) => return self.close(e.into()),
+                }
+                let mut queue = self.queue.lock();
+                self.pull(&mut queue);
+                if queue.waiting && (!queue.requests.is_empty() || queue.closed) {
+                    self.wake_runner();
+                }
+            }
+        }
+    }
+
+    /// Wakes the runner from its wait on the request pipe.
+    fn wake_runner(&self) {
+        let _ = rustix::io::write(&self.nudge, &1u64.to_ne_bytes());
     }
 
     /// Writes `answer` (to a `Revoke` or a `Withdraw`) and flushes it, with what is held. Call
@@ -363,44 +477,58 @@ impl Shared {
         wire::write_frame(&mut out.stream, answer, &[]).and_then(|()| out.flush())
     }
 
-    /// No more requests will come: the runner finishes what is queued, then ends.
-    fn close(&self, error: Option<io::Error>) {
+    /// No more requests will come (the reader thread failed): the runner finishes what is
+    /// queued, then ends with `error`.
+    fn close(&self, error: io::Error) {
         let mut queue = self.queue.lock();
         queue.closed = true;
-        queue.error = error;
-        drop(queue);
-        self.queued.notify_one();
+        queue.error.get_or_insert(error);
+        if queue.waiting {
+            self.wake_runner();
+        }
     }
 
-    /// Waits until `requests` has something to read (or has ended). When the runner's hold
-    /// timer fires meanwhile, sends the responses it holds, so that none waits longer than
-    /// [`HOLD`].
-    fn await_input(&self, requests: &File, timer: &OwnedFd) -> io::Result<()> {
+    /// The next request to run, read from the pipe if the queue has none, waiting for one if the
+    /// pipe has none either (then what is held goes first, and the start page says idle);
+    /// `None` once the stream has ended and the queue is empty.
+    fn next_request(&self) -> io::Result<Option<Queued>> {
         use rustix::event::{PollFd, PollFlags};
+        let mut queue = self.queue.lock();
         loop {
+            if let Some(request) = queue.requests.pop_front() {
+                return Ok(Some(request));
+            }
+            self.pull(&mut queue);
+            if let Some(request) = queue.requests.pop_front() {
+                return Ok(Some(request));
+            }
+            if queue.closed {
+                return Ok(None);
+            }
+            if let Some(page) = &self.page {
+                page.idle();
+            }
+            // Lock order: `queue`, then `out`.
+            let mut out = self.out.lock();
+            if out.held > 0 {
+                out.flush()?;
+            }
+            drop(out);
+            queue.waiting = true;
+            drop(queue);
             let mut fds = [
-                PollFd::new(requests, PollFlags::IN),
-                PollFd::new(timer, PollFlags::IN),
+                PollFd::new(&self.requests, PollFlags::IN),
+                PollFd::new(&self.nudge, PollFlags::IN),
             ];
             match rustix::event::poll(&mut fds, None) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
-            let input = !fds[0].revents().is_empty();
             if !fds[1].revents().is_empty() {
-                // Consume the expiry (the runner may have disarmed it since: then nothing is
-                // there, and the read fails with `EAGAIN`, which is fine).
-                let _ = rustix::io::read(timer, &mut [0u8; 8]);
-                let mut out = self.out.lock();
-                if out.held > 0 {
-                    out.flush()?;
-                }
+                let _ = rustix::io::read(&self.nudge, &mut [0u8; 8]);
             }
-            if input {
-                // Data, or the end of the stream, or an error: the read tells which.
-                return Ok(());
-            }
+            queue = self.queue.lock();
+            queue.waiting = false;
         }
     }
 
@@ -414,38 +542,14 @@ impl Shared {
     fn run_requests(&self) -> io::Result<()> {
         let mut outcomes = Vec::new();
         let mut asks = Asks::default();
-        loop {
-            let request = {
-                let mut queue = self.queue.lock();
-                loop {
-                    if let Some(request) = queue.requests.pop_front() {
-                        break Some(request);
-                    }
-                    if queue.closed {
-                        break None;
-                    }
-                    if let Some(page) = &self.page {
-                        page.idle();
-                    }
-                    // Lock order: `queue`, then `out`.
-                    let mut out = self.out.lock();
-                    if out.held > 0 {
-                        out.flush()?;
-                    }
-                    drop(out);
-                    self.queued.wait(&mut queue);
-                }
-            };
-            let Some(Queued {
-                id,
-                seq,
-                quiet,
-                hold,
-                frame,
-            }) = request
-            else {
-                break;
-            };
+        while let Some(Queued {
+            id,
+            seq,
+            quiet,
+            hold,
+            frame,
+        }) = self.next_request()?
+        {
             let ran = crate::page::now_nanos();
             if let Some(page) = &self.page {
                 page.start(seq, ran);
@@ -467,14 +571,20 @@ impl Shared {
             }
             let nanos = crate::page::now_nanos().saturating_sub(ran);
             let response = ToParent::Response { id, nanos };
+            // Only short chunks are worth holding: a long one's wake-up is a small part of it,
+            // and holding its response would only delay it.
+            let may_hold = hold && Duration::from_nanos(nanos) < HOLD_SHORTER_THAN;
             let (queued, holding, read) = {
                 let mut queue = self.queue.lock();
                 queue.holding -= usize::from(hold);
+                // Whether the held responses go depends on how many requests are left: count
+                // those in the pipe too, if it may matter.
+                if may_hold && self.out.lock().held >= queue.requests.len() {
+                    self.pull(&mut queue);
+                }
                 (queue.requests.len(), queue.holding, queue.read)
             };
-            // Only short chunks are worth holding: a long one's wake-up is a small part of it,
-            // and holding its response would only delay it.
-            let hold = hold && Duration::from_nanos(nanos) < HOLD_SHORTER_THAN;
+            let hold = may_hold;
             let mut out = self.out.lock();
             wire::write_frame(&mut out.stream, &response, &outcomes)?;
             // Held only while such requests are left, and (see `Asks`) while the queue

@@ -54,9 +54,10 @@ fn a_million_queued_tasks_use_no_more_descriptors() {
     while blocker.state() != State::Running {
         std::thread::yield_now();
     }
-    // A worker costs the parent its two pipes (its start page's memfd is closed once mapped).
+    // A worker costs the parent its two pipes and its doorbell (its start page's memfd is closed
+    // once mapped).
     let before = open_fds();
-    assert_eq!(before, before_pool + 2, "descriptors of one worker");
+    assert_eq!(before, before_pool + 3, "descriptors of one worker");
     let futures: Vec<_> = (0..1_000_000)
         .map(|_| pool.submit(Job::Pid).unwrap())
         .collect();

@@ -25,7 +25,8 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::io::BufWriter;
+use std::io::{self, BufWriter};
+use std::os::fd::OwnedFd;
 use std::process::ChildStdin;
 use std::sync::{Arc, Weak};
 
@@ -65,7 +66,7 @@ pub(crate) struct Slot {
     state: Mutex<SlotState>,
     /// The worker's stdin; `None` while no worker is up and once closed. Lock order where more
     /// than one is held: `input`, then `state`, then the pool's `sched`.
-    input: Mutex<Option<BufWriter<ChildStdin>>>,
+    input: Mutex<Option<BufWriter<RequestPipe>>>,
     /// Wakes this slot's writer; always waited on with the pool's `sched` lock.
     pub(crate) wake: Condvar,
 }
@@ -135,6 +136,63 @@ const PIPE_GROWN: usize = 256 * 1024;
 pub(crate) fn grow_pipe(stdin: &std::process::ChildStdin) -> usize {
     let _ = rustix::pipe::fcntl_setpipe_size(stdin, PIPE_GROWN);
     rustix::pipe::fcntl_getpipe_size(stdin).map_or(PIPE_ROOM, |size| (size / 2).max(PIPE_ROOM))
+}
+
+/// The parent's end of a worker's request pipe (its stdin), and of its doorbell.
+///
+/// The worker's runner reads the request pipe itself, between tasks: a busy worker is not woken
+/// for each write (see [`crate::worker`]). A frame that must be read while the runner may be in a
+/// task (a `Revoke`, a `Withdraw`) is followed by a [`ring`](RequestPipe::ring), which wakes the
+/// worker's reader thread to read the pipe at once; so is a write that finds the pipe full, so
+/// that a writer never waits for a task to end (a `cancel()` waits for the stdin lock it holds).
+pub(crate) struct RequestPipe {
+    /// Non-blocking: a full pipe rings the doorbell before it is waited on.
+    pipe: ChildStdin,
+    /// The doorbell pipe's write end (non-blocking: a full doorbell has rung already).
+    bell: OwnedFd,
+}
+
+impl RequestPipe {
+    /// Wraps a worker's stdin (made non-blocking here) and its doorbell's write end.
+    pub(crate) fn new(pipe: ChildStdin, bell: OwnedFd) -> io::Result<Self> {
+        rustix::fs::fcntl_setfl(&pipe, rustix::fs::OFlags::NONBLOCK)?;
+        Ok(RequestPipe { pipe, bell })
+    }
+
+    /// Wakes the worker's reader thread to read the request pipe now. A doorbell already full of
+    /// rings (or a worker gone) needs nothing more.
+    pub(crate) fn ring(&self) {
+        let _ = rustix::io::write(&self.bell, &[1]);
+    }
+}
+
+impl io::Write for RequestPipe {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        use rustix::event::{PollFd, PollFlags};
+        use rustix::io::Errno;
+        loop {
+            match rustix::io::write(&self.pipe, bytes) {
+                Ok(written) => return Ok(written),
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => {
+                    // Full, and the runner may be in a long task: its reader thread empties the
+                    // pipe. Waiting for room returns once it has (or the worker is gone: then the
+                    // write fails with `EPIPE`).
+                    self.ring();
+                    let mut fds = [PollFd::new(&self.pipe, PollFlags::OUT)];
+                    match rustix::event::poll(&mut fds, None) {
+                        Ok(_) | Err(Errno::INTR) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What a `Revoke` frame may take in the pipe.
@@ -224,6 +282,7 @@ impl Slot {
                     // If this fails the worker is gone: the reader answers at its end.
                     let _ = wire::write_frame(input, &ToWorker::Revoke { id }, &[])
                         .and_then(|()| std::io::Write::flush(input));
+                    input.get_ref().ring();
                 }
                 None
             }
@@ -316,6 +375,7 @@ impl Slot {
         // If this fails the worker is gone: its reader deals with the end.
         let _ = wire::write_frame(out, &ToWorker::Withdraw { count }, &[])
             .and_then(|()| std::io::Write::flush(out));
+        out.get_ref().ring();
         true
     }
 

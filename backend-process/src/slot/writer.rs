@@ -3,18 +3,22 @@
 
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter};
-use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
 use executor_core::{BrokenExecutor, BrokenKind, TaskError};
 
-use super::{POOL_THREAD, Progress, Slot, enter, mark_written, reader, write_requests};
+use rustix::pipe::PipeFlags;
+
+use super::{
+    POOL_THREAD, Progress, RequestPipe, Slot, enter, mark_written, reader, write_requests,
+};
 use crate::OnWorkerDeath;
 use crate::job::Queued;
 use crate::page::StartPage;
 use crate::pool::{Inner, Phase, describe_exit};
 use crate::wire::{self, Items, ToParent, ToWorker};
-use crate::worker::{TEST_ENTRY, WORKER_ENV};
+use crate::worker::{DOORBELL_ENV, TEST_ENTRY, WORKER_ENV};
 
 /// How long a writer waits before it looks again at a worker that is held up, after a look
 /// that took nothing from it.
@@ -295,7 +299,12 @@ fn start_worker(
     if let Some((_, fd)) = &page {
         StartPage::pass_to(fd, &mut command);
     }
+    let (ring, bell) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
+        .map_err(|e| broken(format!("cannot make a worker's doorbell: {e}")))?;
+    crate::inherit::pass_to(&ring, DOORBELL_ENV, &mut command);
     let spawned = command.spawn();
+    // The worker has its copy of the doorbell's read end (or failed to start).
+    drop(ring);
     // The worker has its copy of the descriptor (or failed to start): the mapping is enough here.
     let page = page.map(|(page, _fd)| Arc::new(page));
     let mut child = spawned.map_err(|e| broken(format!("cannot start a worker process: {e}")))?;
@@ -305,6 +314,17 @@ fn start_worker(
     let pid = child.id();
     pool.sched.lock().workers.push(pid);
     let room = super::grow_pipe(&stdin);
+    let stdin = match RequestPipe::new(stdin, bell) {
+        Ok(stdin) => stdin,
+        Err(e) => {
+            pool.forget_worker(pid);
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(broken(format!(
+                "cannot set up worker pid {pid}'s stdin: {e}"
+            )));
+        }
+    };
     let mut input = BufWriter::with_capacity(wire::PIPE_BUFFER, stdin);
     let mut output = BufReader::with_capacity(wire::PIPE_BUFFER, stdout);
     if let Err(why) = handshake(pool, &mut input, &mut output) {
@@ -415,7 +435,7 @@ enum NotReady {
 /// Waits for the worker's magic header and runs the initializer in it.
 fn handshake(
     pool: &Inner,
-    input: &mut BufWriter<ChildStdin>,
+    input: &mut BufWriter<RequestPipe>,
     output: &mut BufReader<ChildStdout>,
 ) -> Result<(), NotReady> {
     if !matches!(wire::skip_to_magic(output), Ok(true)) {
