@@ -36,6 +36,8 @@ enum Probe {
     },
     /// Creates the file: proof that the task ran.
     Touch(PathBuf),
+    /// Creates the file, with a payload that takes many times what the pipe holds.
+    Bulk(PathBuf, Vec<u8>),
     /// Busy for this many microseconds.
     Spin(u64),
     /// Waits (at most a minute) until the file exists, then exits the worker with this code.
@@ -66,6 +68,10 @@ impl Task for Probe {
             Probe::Touch(path) => {
                 std::fs::write(&path, b"").map_err(TaskError::from_error)?;
                 Ok(2)
+            }
+            Probe::Bulk(path, bytes) => {
+                std::fs::write(&path, b"").map_err(TaskError::from_error)?;
+                Ok(bytes.len() as u64)
             }
             Probe::ExitWhen(path, code) => {
                 let limit = Instant::now() + LIMIT;
@@ -168,6 +174,47 @@ fn a_task_sent_ahead_stays_pending_and_cancel_withdraws_it_from_the_worker() {
     pool.shutdown(ShutdownOptions::wait());
     assert!(exists(&dir.path("after")));
     assert!(!exists(&dir.path("ahead")), "a withdrawn task ran");
+}
+
+/// A worker's runner reads its pipe only between tasks: a request many times larger than the
+/// pipe, sent ahead while the worker is in a long task, fills it. The parent then rings the
+/// worker's doorbell, and the worker's reader thread takes the rest at once: the write completes
+/// and the stdin lock is free while the task still runs, so `cancel()` (which writes a `Revoke`
+/// under that lock) answers at once instead of waiting for the task to end.
+#[test]
+fn a_request_larger_than_the_pipe_sent_to_a_busy_worker_is_read_and_can_be_cancelled_at_once() {
+    const BULK: usize = 16 * 1024 * 1024;
+    let dir = Dir::new("bulk");
+    let (pool, blocker, ahead) = busy_pool_with_a_task_sent_ahead(&dir);
+    // Frees the place sent ahead for the large request.
+    assert!(ahead.cancel());
+    let bulk = pool
+        .submit(Probe::Bulk(dir.path("bulk"), vec![7; BULK]))
+        .unwrap();
+    wait_for("the large request was written to the worker", || {
+        pool.sent_ahead() == 1
+    });
+    let bulk = Arc::new(bulk);
+    let cancelled = {
+        let bulk = Arc::clone(&bulk);
+        support::within("cancel of a large request sent ahead", move || {
+            bulk.cancel()
+        })
+    };
+    assert!(cancelled, "the large request was not withdrawn");
+    assert_eq!(
+        blocker.state(),
+        State::Running,
+        "cancel waited for the running task"
+    );
+    dir.release();
+    assert_eq!(*blocker.result(Some(LIMIT)).unwrap(), 1);
+    // The same request, not cancelled, runs and reaches the task whole.
+    let again = pool
+        .submit(Probe::Bulk(dir.path("bulk"), vec![7; BULK]))
+        .unwrap();
+    assert_eq!(*again.result(Some(LIMIT)).unwrap(), BULK as u64);
+    pool.shutdown(ShutdownOptions::wait());
 }
 
 #[test]
