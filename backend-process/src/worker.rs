@@ -456,12 +456,18 @@ impl Shared {
                     Ok(_) | Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
                     Err(e) => return self.close(e.into()),
                 }
-                let mut queue = self.queue.lock();
-                self.pull(&mut queue);
-                if queue.waiting && (!queue.requests.is_empty() || queue.closed) {
-                    self.wake_runner();
-                }
+                self.answer_ring();
             }
+        }
+    }
+
+    /// What a ring of the doorbell does: reads the request pipe now, and wakes the runner if it
+    /// waits and there is something for it (it may be waiting on the very bytes just taken).
+    fn answer_ring(&self) {
+        let mut queue = self.queue.lock();
+        self.pull(&mut queue);
+        if queue.waiting && (!queue.requests.is_empty() || queue.closed) {
+            self.wake_runner();
         }
     }
 
@@ -601,7 +607,177 @@ impl Shared {
 
 #[cfg(test)]
 mod tests {
-    use super::Asks;
+    use super::{Asks, Output, Queue, Shared};
+    use crate::wire::{self, ToParent, ToWorker};
+    use parking_lot::Mutex;
+    use std::fs::File;
+    use std::io::{BufReader, BufWriter, Write};
+
+    /// A worker's shared state over fresh pipes, as `serve` makes it (the request pipe's read
+    /// end non-blocking), and the parent's ends: where it writes requests, where it reads the
+    /// answers.
+    fn worker() -> (Shared, File, BufReader<File>) {
+        let (requests, parent) = rustix::pipe::pipe().unwrap();
+        rustix::fs::fcntl_setfl(&requests, rustix::fs::OFlags::NONBLOCK).unwrap();
+        let (answers, protocol) = rustix::pipe::pipe().unwrap();
+        let timer = rustix::time::timerfd_create(
+            rustix::time::TimerfdClockId::Monotonic,
+            rustix::time::TimerfdFlags::CLOEXEC,
+        )
+        .unwrap();
+        let nudge = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
+        let shared = Shared {
+            queue: Mutex::new(Queue::default()),
+            requests,
+            nudge,
+            out: Mutex::new(Output {
+                stream: BufWriter::new(File::from(protocol)),
+                held: 0,
+                timer,
+            }),
+            page: None,
+        };
+        (
+            shared,
+            File::from(parent),
+            BufReader::new(File::from(answers)),
+        )
+    }
+
+    fn frame(header: &ToWorker<'_>, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        wire::write_frame(&mut bytes, header, payload).unwrap();
+        bytes
+    }
+
+    fn request(id: u64) -> Vec<u8> {
+        let header = ToWorker::Request {
+            id,
+            task: "t",
+            quiet: true,
+            hold: false,
+        };
+        frame(&header, &[id as u8; 100])
+    }
+
+    /// Pulls once; the ids and sequence numbers queued, and whether the queue closed.
+    fn pull(shared: &Shared) -> (Vec<(u64, u64)>, bool) {
+        let mut queue = shared.queue.lock();
+        shared.pull(&mut queue);
+        let queued = queue.requests.iter().map(|q| (q.id, q.seq)).collect();
+        (queued, queue.closed)
+    }
+
+    #[test]
+    fn a_request_is_queued_once_its_whole_frame_is_read() {
+        let (shared, mut parent, _answers) = worker();
+        assert_eq!(
+            pull(&shared),
+            (vec![], false),
+            "an empty pipe queues nothing"
+        );
+        let (one, two, three) = (request(1), request(2), request(3));
+        parent.write_all(&one[..3]).unwrap();
+        assert_eq!(pull(&shared), (vec![], false), "part of the length prefix");
+        parent.write_all(&one[3..50]).unwrap();
+        assert_eq!(pull(&shared), (vec![], false), "part of the frame");
+        let mut rest = one[50..].to_vec();
+        rest.extend_from_slice(&two);
+        rest.extend_from_slice(&three[..70]);
+        parent.write_all(&rest).unwrap();
+        assert_eq!(pull(&shared), (vec![(1, 0), (2, 1)], false));
+        parent.write_all(&three[70..]).unwrap();
+        assert_eq!(pull(&shared), (vec![(1, 0), (2, 1), (3, 2)], false));
+        // The request keeps its whole frame, payload and all, for the runner.
+        let queue = shared.queue.lock();
+        assert_eq!(queue.requests[2].frame, three[4..]);
+        assert!(queue.inbox.is_empty());
+    }
+
+    #[test]
+    fn a_revoke_read_from_the_pipe_is_answered_at_once() {
+        let (shared, mut parent, mut answers) = worker();
+        let mut bytes = request(1);
+        bytes.extend_from_slice(&request(2));
+        bytes.extend_from_slice(&frame(&ToWorker::Revoke { id: 1 }, &[]));
+        bytes.extend_from_slice(&frame(&ToWorker::Revoke { id: 9 }, &[]));
+        parent.write_all(&bytes).unwrap();
+        assert_eq!(pull(&shared), (vec![(2, 1)], false));
+        let mut answer = Vec::new();
+        for (id, revoked) in [(1, true), (9, false)] {
+            assert!(wire::read_frame(&mut answers, &mut answer).unwrap());
+            match wire::split::<ToParent>(&answer).unwrap().0 {
+                ToParent::Revoked {
+                    id: got,
+                    revoked: was,
+                } => {
+                    assert_eq!((got, was), (id, revoked));
+                }
+                other => panic!("not a `Revoked`: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_stream_may_end_between_frames_but_not_inside_one() {
+        let (shared, mut parent, _answers) = worker();
+        parent.write_all(&request(1)).unwrap();
+        drop(parent);
+        // A read that does not fill the buffer is the last of a pull: the end shows at the next.
+        assert_eq!(pull(&shared), (vec![(1, 0)], false));
+        assert_eq!(pull(&shared), (vec![(1, 0)], true));
+        assert!(shared.queue.lock().error.is_none(), "a clean end");
+
+        let (shared, mut parent, _answers) = worker();
+        parent.write_all(&request(1)[..40]).unwrap();
+        drop(parent);
+        assert_eq!(pull(&shared), (vec![], false));
+        assert_eq!(pull(&shared), (vec![], true));
+        let error = shared.queue.lock().error.take().expect("an error");
+        assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof, "{error}");
+    }
+
+    /// The runner waits on the request pipe while the reader thread, rung, may take the bytes
+    /// that woke it (or take them between the runner's last look and its wait): the nudge wakes
+    /// it all the same. Many times, each request answered by the runner within the limit.
+    #[test]
+    fn a_request_the_reader_thread_takes_still_reaches_a_waiting_runner() {
+        const ROUNDS: u64 = 2_000;
+        let (shared, mut parent, _answers) = worker();
+        let shared = std::sync::Arc::new(shared);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let runner = {
+            let shared = std::sync::Arc::clone(&shared);
+            std::thread::spawn(move || {
+                while let Some(request) = shared.next_request().unwrap() {
+                    tx.send(request.id).unwrap();
+                }
+            })
+        };
+        for id in 0..ROUNDS {
+            parent.write_all(&request(id)).unwrap();
+            shared.answer_ring();
+            let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+            assert_eq!(got, Ok(id), "the runner missed request {id}");
+        }
+        drop(parent);
+        runner.join().unwrap();
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_closes_the_queue_without_waiting_for_it() {
+        let (shared, mut parent, _answers) = worker();
+        let too_long = u32::try_from(wire::MAX_FRAME + 1).unwrap();
+        parent.write_all(&request(1)).unwrap();
+        parent.write_all(&too_long.to_le_bytes()).unwrap();
+        assert_eq!(pull(&shared), (vec![(1, 0)], true));
+        let error = shared.queue.lock().error.take().expect("an error");
+        assert!(error.to_string().contains("exceeds"), "{error}");
+        assert!(
+            shared.queue.lock().inbox.capacity() < wire::MAX_FRAME,
+            "room was made for the frame"
+        );
+    }
 
     /// A runner's queue, `queued` requests deep, run one at a time with every response held
     /// until `Asks` says it goes; `refill(held)` is what the parent sends on such a write.
