@@ -1,7 +1,8 @@
 //! A task's standard streams are its own, not the protocol's: what it prints goes to the worker's
 //! stderr, and its stdin is empty (`/dev/null`). A task that reads stdin, or starts a program that
 //! inherits it, gets the end of input at once; it can neither block on the pipe the parent writes
-//! requests into nor take bytes out of it (which would lose requests and hang the pool).
+//! requests into nor take bytes out of it (which would lose requests and hang the pool). And
+//! none of the worker's own descriptors reaches a program a task starts.
 
 mod support;
 
@@ -73,6 +74,41 @@ impl RemoteTask for Io {
 
 backend_process::register!(Io);
 
+/// Starts `ls /proc/self/fd` and returns the descriptors it lists: those it inherited, and its
+/// own directory's (the lowest free one).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ChildDescriptors;
+
+impl Task for ChildDescriptors {
+    type Output = Vec<u64>;
+
+    fn run(self) -> Result<Vec<u64>, TaskError> {
+        child_descriptors().map_err(TaskError::msg)
+    }
+}
+
+impl RemoteTask for ChildDescriptors {
+    const NAME: &'static str = "backend_process::tests::stdio::child_descriptors";
+}
+
+backend_process::register!(ChildDescriptors);
+
+fn child_descriptors() -> Result<Vec<u64>, String> {
+    let out = Command::new("ls")
+        .arg("/proc/self/fd")
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut fds = text
+        .split_whitespace()
+        .map(|fd| fd.parse::<u64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("`ls /proc/self/fd` printed {text:?}: {e}"))?;
+    fds.sort_unstable();
+    Ok(fds)
+}
+
 /// Submits `task` between two `map`s of echo tasks on a one-worker pool (so that requests are
 /// queued in the worker's pipe while the task runs) and checks every result.
 fn alongside_others(task: Io) -> u64 {
@@ -113,4 +149,26 @@ fn what_a_task_prints_does_not_disturb_the_protocol() {
             .map(|line| format!("a task's own output, line {line}\n").len() as u64)
             .sum::<u64>()
     );
+}
+
+/// The worker's own descriptors (the protocol's pipes, the doorbell, its timers) are
+/// close-on-exec: a program a task starts inherits the same descriptors as one this process starts
+/// (its standard streams, and whatever this process itself was given to pass on), and no other.
+#[test]
+fn a_program_a_task_starts_inherits_no_descriptor_of_the_worker() {
+    let here = child_descriptors().unwrap();
+    let in_a_task = support::within("a task listing its child's descriptors", || {
+        let pool = ProcessPoolExecutor::new(1).unwrap();
+        // A map first, so that the worker has read requests and holds its pipes' buffers.
+        let echoed = pool
+            .map((0..100).map(Io::Echo), MapOptions::new().chunksize(4))
+            .unwrap()
+            .count();
+        assert_eq!(echoed, 100);
+        pool.submit(ChildDescriptors)
+            .unwrap()
+            .into_result()
+            .unwrap()
+    });
+    assert_eq!(in_a_task, here, "descriptors a task's program inherits");
 }
