@@ -39,8 +39,9 @@ pub(crate) trait Pending: Send {
     /// The worker started it: PENDING → RUNNING. A revoke the worker refused may have made it
     /// RUNNING already, which is fine.
     fn start(&self);
-    /// Completes the future from a response payload; the worker ran it for `ran`.
-    fn finish(self: Box<Self>, payload: &[u8], pid: u32, ran: Duration);
+    /// Completes the future from a response payload; the worker ran it for `ran`. `spare` is
+    /// the request's own payload buffer, done with: a chunk keeps its outcomes in it.
+    fn finish(self: Box<Self>, payload: &[u8], spare: Payload, pid: u32, ran: Duration);
     fn fail(self: Box<Self>, error: TaskError);
     /// Cancels a request that never started; if a refused revoke marked it running meanwhile,
     /// fails it with `error` instead, so that no future is left running for ever.
@@ -69,6 +70,24 @@ where
     pub(crate) failed: Vec<(usize, TaskError)>,
     /// Told the worker's run time, for `map`'s automatic chunk size.
     pub(crate) timer: RunTimer,
+}
+
+/// A copy of a chunk's response `payload` for `map` to decode later, in the request's own
+/// buffer `spare` where that fits. That buffer was made by `map`'s thread, which reads the
+/// outcomes and frees it: a buffer made on the reader thread and freed on `map`'s cost glibc's
+/// allocator its slow path on both threads, 782 times a `map` at chunksize 256 (in turns, ~0.15 ms
+/// less of the parent's CPU a `map`; `backend-process/PERFORMANCE.md`). Not a buffer much larger
+/// than the payload: the outcomes may wait long for `map` to read them, and large inputs with
+/// small results must not keep their inputs' memory meanwhile.
+fn keep(payload: &[u8], spare: Payload) -> Vec<u8> {
+    match Arc::try_unwrap(spare) {
+        Ok(mut buffer) if buffer.capacity() <= payload.len().saturating_mul(2) + 4096 => {
+            buffer.clear();
+            buffer.extend_from_slice(payload);
+            buffer
+        }
+        _ => payload.to_vec(),
+    }
 }
 
 /// A task's outcome as the parent sees it.
@@ -268,7 +287,7 @@ where
     fn start(&self) {
         start(&self.promise);
     }
-    fn finish(self: Box<Self>, payload: &[u8], pid: u32, _ran: Duration) {
+    fn finish(self: Box<Self>, payload: &[u8], _spare: Payload, pid: u32, _ran: Duration) {
         let outcome = Decoder::<T, _>::new(payload, 1, Vec::new(), pid).and_then(|mut outcomes| {
             outcomes.next().unwrap_or_else(|| {
                 Err(TaskError::msg("the worker answered with no outcome").with_worker_pid(pid))
@@ -306,10 +325,10 @@ where
     fn start(&self) {
         start(&self.promise);
     }
-    fn finish(self: Box<Self>, payload: &[u8], pid: u32, ran: Duration) {
+    fn finish(self: Box<Self>, payload: &[u8], spare: Payload, pid: u32, ran: Duration) {
         // Before the completion, which publishes it to whoever waits on the future.
         self.timer.record(ran);
-        let outcome = Decoder::<T, _>::new(payload.to_vec(), self.len, self.failed, pid)
+        let outcome = Decoder::<T, _>::new(keep(payload, spare), self.len, self.failed, pid)
             .map(|decoder| LazyOutcomes::new(self.len, decoder));
         let _ = self.promise.complete(outcome);
     }
@@ -344,6 +363,30 @@ mod tests {
     /// Items the parent could not send keep their own error in their own slot, before and after
     /// an outcome that cannot be decoded; that one, and every item still in the payload after
     /// it, fail with the decoding error; the task's own error keeps its message.
+    #[test]
+    fn a_response_is_kept_in_its_request_buffer_unless_that_is_much_larger() {
+        let response = vec![7u8; 600];
+        let request = Arc::new(Vec::with_capacity(800));
+        let at = request.as_ptr();
+        let kept = keep(&response, request);
+        assert_eq!(kept, response);
+        assert_eq!(kept.as_ptr(), at, "the request's buffer was not reused");
+
+        let large = Arc::new(vec![0u8; 1 << 20]);
+        let kept = keep(&response, large);
+        assert_eq!(kept, response);
+        assert!(
+            kept.capacity() < 4096,
+            "a 1 MiB request buffer kept for 600 bytes"
+        );
+
+        // Still shared (a frame being written): copied.
+        let shared = Arc::new(Vec::with_capacity(800));
+        let other = Arc::clone(&shared);
+        assert_eq!(keep(&response, shared), response);
+        assert_eq!(other.capacity(), 800);
+    }
+
     #[test]
     fn each_item_gets_its_outcome_or_the_reason_it_has_none() {
         let mut payload = Vec::new();

@@ -309,7 +309,7 @@ impl Slot {
 
     /// `Response { id, nanos }`: takes the entry out and frees its place (without waking
     /// anyone); the caller completes the returned job with the payload.
-    fn responded(&self, pool: &Inner, id: u64, nanos: u64) -> Option<Box<dyn Pending>> {
+    fn responded(&self, pool: &Inner, id: u64, nanos: u64) -> Option<(Box<dyn Pending>, Payload)> {
         let entry = {
             let mut state = self.state.lock();
             let at = state.entries.iter().position(|e| e.id == id)?;
@@ -325,7 +325,7 @@ impl Slot {
         pool.answered(self.index, entry.quiet, nanos);
         pool.completed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Some(entry.job)
+        Some((entry.job, entry.payload))
     }
 
     /// `Revoked { id, revoked }`; `true` if it freed a place (without waking anyone).

@@ -45,7 +45,7 @@ pub(super) fn read(
         match wire::split::<ToParent>(&frame) {
             Ok((ToParent::Started { id }, _)) => slot.started(id),
             Ok((ToParent::Response { id, nanos }, payload)) => {
-                if let Some(job) = slot.responded(&pool, id, nanos) {
+                if let Some((job, spare)) = slot.responded(&pool, id, nanos) {
                     freed = true;
                     if last {
                         refill(&pool, &slot, &mut freed);
@@ -53,7 +53,7 @@ pub(super) fn read(
                     // The worker counted as free again (and, after the last answer of a write,
                     // given its next requests) before the future completes, so that a submitter
                     // woken by the completion reuses it instead of starting another (rule L3).
-                    job.finish(payload, pid, Duration::from_nanos(nanos));
+                    job.finish(payload, spare, pid, Duration::from_nanos(nanos));
                     continue;
                 }
             }
