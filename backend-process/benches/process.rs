@@ -24,6 +24,9 @@ use executor_core::{Executor, MapOptions, Task, TaskError};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+mod common;
+use common::{IsPrime, is_prime};
+
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -34,23 +37,6 @@ fn rayon_pool() -> rayon::ThreadPool {
         .num_threads(cores())
         .build()
         .expect("rayon pool")
-}
-
-fn is_prime(n: u64) -> bool {
-    if n < 2 {
-        return false;
-    }
-    if n % 2 == 0 {
-        return n == 2;
-    }
-    let mut d = 3;
-    while d * d <= n {
-        if n % d == 0 {
-            return false;
-        }
-        d += 2;
-    }
-    true
 }
 
 #[derive(Serialize, Deserialize)]
@@ -68,22 +54,6 @@ impl RemoteTask for Noop {
 }
 
 backend_process::register!(Noop);
-
-#[derive(Serialize, Deserialize)]
-struct IsPrime(u64);
-
-impl Task for IsPrime {
-    type Output = bool;
-    fn run(self) -> Result<bool, TaskError> {
-        Ok(is_prime(self.0))
-    }
-}
-
-impl RemoteTask for IsPrime {
-    const NAME: &'static str = "bench::is_prime";
-}
-
-backend_process::register!(IsPrime);
 
 /// Busy for 20 µs, except one item near the end of the `map` (a straggler: 20 ms).
 #[derive(Serialize, Deserialize)]
