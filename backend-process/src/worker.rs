@@ -57,7 +57,6 @@ pub(crate) fn take_backtrace() -> Option<String> {
 ///     backend_process::worker_main();
 ///     // ... the program, which may now make a ProcessPoolExecutor ...
 /// }
-/// # main();
 /// ```
 pub fn worker_main() {
     if std::env::var_os(WORKER_ENV).is_none() {
