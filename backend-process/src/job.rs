@@ -360,9 +360,8 @@ mod tests {
         const NAME: &'static str = "backend_process::job::tests::double";
     }
 
-    /// Items the parent could not send keep their own error in their own slot, before and after
-    /// an outcome that cannot be decoded; that one, and every item still in the payload after
-    /// it, fail with the decoding error; the task's own error keeps its message.
+    /// A chunk's response goes into its request's buffer when that is not much larger and no
+    /// longer shared; otherwise into a new one.
     #[test]
     fn a_response_is_kept_in_its_request_buffer_unless_that_is_much_larger() {
         let response = vec![7u8; 600];
@@ -387,6 +386,9 @@ mod tests {
         assert_eq!(other.capacity(), 800);
     }
 
+    /// Items the parent could not send keep their own error in their own slot, before and after
+    /// an outcome that cannot be decoded; that one, and every item still in the payload after
+    /// it, fail with the decoding error; the task's own error keeps its message.
     #[test]
     fn each_item_gets_its_outcome_or_the_reason_it_has_none() {
         let mut payload = Vec::new();

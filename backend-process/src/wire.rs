@@ -114,27 +114,37 @@ pub(crate) fn write_frame<H: Serialize>(
     }
     START.with_borrow_mut(|start| {
         start.clear();
-        start.extend_from_slice(&[0; 4]);
+        start.extend_from_slice(&[0; LEN_PREFIX]);
         append(header, start).map_err(io::Error::other)?;
-        let len = start.len() - 4 + payload.len();
+        let len = start.len() - LEN_PREFIX + payload.len();
         if len > MAX_FRAME {
             return Err(too_large(len));
         }
-        start[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        start[..LEN_PREFIX].copy_from_slice(&(len as u32).to_le_bytes());
         out.write_all(start)
     })?;
     out.write_all(payload)
 }
 
+/// The bytes of a frame's length prefix.
+pub(crate) const LEN_PREFIX: usize = 4;
+
+/// The length of the frame that `bytes` begins with (after its prefix), once its length prefix
+/// is there.
+pub(crate) fn frame_len(bytes: &[u8]) -> Option<usize> {
+    let prefix: [u8; LEN_PREFIX] = bytes.get(..LEN_PREFIX)?.try_into().ok()?;
+    Some(u32::from_le_bytes(prefix) as usize)
+}
+
 /// Reads the next frame into `frame` (replacing its contents); `false` at a clean end of stream.
 pub(crate) fn read_frame(input: &mut impl Read, frame: &mut Vec<u8>) -> io::Result<bool> {
-    let mut len = [0u8; 4];
-    match input.read_exact(&mut len) {
+    let mut prefix = [0u8; LEN_PREFIX];
+    match input.read_exact(&mut prefix) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
         Err(e) => return Err(e),
     }
-    let len = u32::from_le_bytes(len) as usize;
+    let len = frame_len(&prefix).expect("a whole prefix");
     if len > MAX_FRAME {
         return Err(too_large(len));
     }

@@ -53,10 +53,9 @@ pub(crate) fn take_backtrace() -> Option<String> {
 /// binary that uses it), before parsing arguments or starting anything.
 ///
 /// ```
-/// fn main() {
-///     backend_process::worker_main();
-///     // ... the program, which may now make a ProcessPoolExecutor ...
-/// }
+/// // First thing in `main`:
+/// backend_process::worker_main();
+/// // ... the program, which may now make a ProcessPoolExecutor ...
 /// ```
 pub fn worker_main() {
     if std::env::var_os(WORKER_ENV).is_none() {
@@ -274,12 +273,6 @@ struct Queue {
     error: Option<io::Error>,
 }
 
-/// The length of the frame that `bytes` begins with, once its length prefix is there.
-fn frame_len(bytes: &[u8]) -> Option<usize> {
-    let prefix: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
-    Some(u32::from_le_bytes(prefix) as usize)
-}
-
 /// A request frame as received: its id, its place among the requests read, how it is answered,
 /// and the whole frame (header and payload).
 struct Queued {
@@ -302,9 +295,9 @@ impl Shared {
         }
         let ended = loop {
             // Room for what a pipe holds at once, and for the whole of a frame begun.
-            let pending = frame_len(&queue.inbox)
+            let pending = wire::frame_len(&queue.inbox)
                 .filter(|&len| len <= wire::MAX_FRAME)
-                .map_or(0, |len| len + 4);
+                .map_or(0, |len| len + wire::LEN_PREFIX);
             let room = wire::PIPE_BUFFER.max(pending.saturating_sub(queue.inbox.len()));
             queue.inbox.reserve(room);
             let spare = queue.inbox.capacity() - queue.inbox.len();
@@ -340,17 +333,17 @@ impl Shared {
         let mut at = 0;
         let result = loop {
             let rest = &queue.inbox[at..];
-            let Some(len) = frame_len(rest) else {
+            let Some(len) = wire::frame_len(rest) else {
                 break Ok(());
             };
             if len > wire::MAX_FRAME {
                 break Err(wire::too_large(len));
             }
-            let Some(frame) = rest.get(4..4 + len) else {
+            let Some(frame) = rest.get(wire::LEN_PREFIX..wire::LEN_PREFIX + len) else {
                 break Ok(());
             };
             let frame = frame.to_vec();
-            at += 4 + len;
+            at += wire::LEN_PREFIX + len;
             if let Err(e) = self.take_frame(queue, frame) {
                 break Err(e);
             }

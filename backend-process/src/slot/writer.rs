@@ -303,9 +303,9 @@ fn start_worker(
         .map_err(|e| broken(format!("cannot make a worker's doorbell: {e}")))?;
     crate::inherit::pass_to(&ring, DOORBELL_ENV, &mut command);
     let spawned = command.spawn();
-    // The worker has its copy of the doorbell's read end (or failed to start).
+    // The worker has its copies of the doorbell's read end and of the page's descriptor (or
+    // failed to start): the parent keeps the doorbell's write end and the page's mapping.
     drop(ring);
-    // The worker has its copy of the descriptor (or failed to start): the mapping is enough here.
     let page = page.map(|(page, _fd)| Arc::new(page));
     let mut child = spawned.map_err(|e| broken(format!("cannot start a worker process: {e}")))?;
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
